@@ -1,0 +1,14 @@
+"""mlops_kit: a small, real MLOps platform for the practicum workbooks.
+
+Sub-packages: ``datasets`` (seeded data world), ``features`` (feature store), ``quality``
+(checks, drift, SLOs), ``registry`` (governed model registry), ``rollout`` (progressive
+delivery simulator), ``evidence`` (recorder, build, grader). Import what you need from each;
+importing the kit has no side effects.
+"""
+
+from .errors import MlopsKitError
+from .workspace import Workspace
+
+__version__ = "0.1.0"
+
+__all__ = ["MlopsKitError", "Workspace", "__version__"]
