@@ -14,7 +14,9 @@ import pandas as pd
 
 from .errors import TimezoneError, ValidationError
 
-__all__ = ["Clock", "FixedClock", "SimulatedClock", "ensure_utc", "ensure_utc_series", "UTC"]
+__all__ = [
+    "Clock", "FixedClock", "SimulatedClock", "system_clock", "ensure_utc", "ensure_utc_series", "UTC",
+]
 
 UTC = timezone.utc
 Clock = Callable[[], datetime]
@@ -110,3 +112,8 @@ class SimulatedClock(FixedClock):
         now = self._now
         self._now = self._now + self._step
         return now
+
+
+def system_clock() -> datetime:
+    """The wall clock: only for defaults at the edge (CLI, interactive use), never in logic."""
+    return datetime.now(UTC)
