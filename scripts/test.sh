@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up .venv (if needed) and run the whole test suite: notebook hygiene, unit and property
+# tests, nbval on every chapter notebook, and an end-to-end evidence build + grade.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+
+# Hermetic Jupyter/matplotlib state for kernels started by the tests.
+export IPYTHONDIR="$PWD/build/ipython" JUPYTER_CONFIG_DIR="$PWD/build/jupyter-config" \
+       JUPYTER_DATA_DIR="$PWD/build/jupyter-data" MPLCONFIGDIR="$PWD/build/mpl"
+mkdir -p "$IPYTHONDIR" "$JUPYTER_CONFIG_DIR" "$JUPYTER_DATA_DIR" "$MPLCONFIGDIR"
+
+echo "== notebook hygiene"
+.venv/bin/mlops-kit check-notebooks notebooks
+
+echo "== unit, property and notebook tests"
+.venv/bin/python -m pytest -q -n 2 tests
+.venv/bin/python -m pytest -q --nbval-lax --nbval-current-env notebooks
+
+echo "== end-to-end evidence build and grade"
+rm -rf build/evidence-ci
+.venv/bin/mlops-kit evidence build --out build/evidence-ci
+.venv/bin/mlops-kit grade build/evidence-ci --min-score 100
