@@ -78,6 +78,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; published files are readable like any other
     try:
         yield tmp
         with open(tmp, "rb+") as handle:

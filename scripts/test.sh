@@ -24,5 +24,5 @@ echo "== unit, property and notebook tests"
 
 echo "== end-to-end evidence build and grade"
 rm -rf build/evidence-ci
-.venv/bin/mlops-kit evidence build --out build/evidence-ci
+.venv/bin/mlops-kit evidence build --out build/evidence-ci --quiz-answers key
 .venv/bin/mlops-kit grade build/evidence-ci --min-score 100

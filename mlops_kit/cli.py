@@ -1,0 +1,168 @@
+"""The ``mlops-kit`` command: build, grade and release evidence packs; keep notebooks clean.
+
+Exit status: 0 success; 1 the work ran but found a problem (a chapter failed, an integrity
+problem, a score below ``--min-score``, a notebook hygiene problem); 2 bad input (one line
+on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import MlopsKitError, ValidationError
+
+__all__ = ["main", "build_parser"]
+
+_EPILOG = """examples:
+  mlops-kit evidence build --out evidence/                 build, hash and grade every chapter
+  mlops-kit evidence build --chapters 1,3 --seed 7          rebuild two chapters
+  mlops-kit grade evidence/ --min-score 80                  instructors: grade a pack
+  mlops-kit release --out release/                          learners' notebooks (stubs, no outputs)
+  mlops-kit check-notebooks --fix notebooks/                clean committed notebooks
+"""
+
+
+def _chapters(text: str) -> list[int]:
+    try:
+        numbers = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected chapter numbers like 1,3, got {text!r}") from None
+    if not numbers or any(n < 1 for n in numbers):
+        raise argparse.ArgumentTypeError(f"expected chapter numbers like 1,3, got {text!r}")
+    return numbers
+
+
+def _scale(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="mlops-kit", description="MLOps practicum kit: evidence packs, grading, releases.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    evidence = sub.add_parser("evidence", help="build an evidence pack from the notebooks")
+    evidence_sub = evidence.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = evidence_sub.add_parser(
+        "build", help="execute the chapter notebooks, write the manifest, grade the pack",
+        description="Run each chapter notebook with papermill into --out, keep executed "
+        "notebooks and offline HTML, write manifest.json, then grade with rubric.md.")
+    build.add_argument("--out", default="evidence", help="pack folder (default: evidence/)")
+    build.add_argument("--notebooks", help="folder of NN_title.ipynb notebooks "
+                       "(default: the checkout's notebooks/)")
+    build.add_argument("--chapters", type=_chapters, help="comma-separated chapters, e.g. 1,3")
+    build.add_argument("--seed", type=int, help="seed passed to every notebook")
+    build.add_argument("--scale", type=_scale, help="scale passed to every notebook")
+    build.add_argument("--quiz-answers", metavar="FILE|key",
+                       help="JSON file of question id -> letter, or 'key' for the answer key "
+                       "(default: <out>/quiz_answers.json saved by the quiz forms, if any)")
+    build.add_argument("--workspace", help="folder for scratch workspaces (default: <out>/work)")
+    build.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
+    build.add_argument("--rubric", help="rubric file (default: the checkout's rubric.md)")
+    build.add_argument("--no-grade", action="store_true", help="skip grading")
+
+    grade = sub.add_parser("grade", help="verify and score an evidence pack",
+                           description="Verify the manifest hashes, run every rubric criterion, "
+                           "write score.json and SCORE.md into the pack.")
+    grade.add_argument("pack", help="evidence pack folder")
+    grade.add_argument("--rubric", help="rubric file (default: the checkout's rubric.md)")
+    grade.add_argument("--json", action="store_true", help="print score.json to stdout")
+    grade.add_argument("--min-score", type=float, default=None, metavar="PERCENT",
+                       help="exit 1 when the score is below this percentage of the pack's points")
+    grade.add_argument("--expect-manifest-sha256", metavar="HEX",
+                       help="the manifest.sha256 value recorded at submission time")
+
+    rel = sub.add_parser("release", help="write the student notebooks (solutions -> stubs)")
+    rel.add_argument("--out", required=True, help="release folder")
+    rel.add_argument("--notebooks", help="source notebooks folder (default: the checkout's)")
+
+    hyg = sub.add_parser("check-notebooks", help="check (or --fix) notebook hygiene")
+    hyg.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
+    hyg.add_argument("--fix", action="store_true", help="repair what can be repaired in place")
+    return parser
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .evidence import build_evidence
+
+    result = build_evidence(args.out, notebooks=args.notebooks, chapters=args.chapters,
+                            seed=args.seed, scale=args.scale, quiz_answers=args.quiz_answers,
+                            workspace=args.workspace, timeout=args.timeout,
+                            grade=not args.no_grade, rubric=args.rubric)
+    if result.failed:
+        print(f"Chapter(s) failed: {result.failed}; see the executed notebooks in "
+              f"{result.out}/notebooks/.", file=sys.stderr)
+        return 1
+    if result.report is not None and not result.report.integrity_ok:
+        return 1
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from .evidence import grade_pack
+
+    if args.min_score is not None and not 0 <= args.min_score <= 100:
+        raise ValidationError(f"--min-score must be a percentage from 0 to 100, got {args.min_score}.",
+                              fix="Pass e.g. --min-score 80.")
+    report = grade_pack(args.pack, rubric=args.rubric,
+                        expect_manifest_sha256=args.expect_manifest_sha256)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    else:
+        print(f"{report.points} / {report.max_points} points ({report.percent} %)")
+        for problem in report.problems:
+            print(f"INTEGRITY {problem}")
+        print(f"Report: {args.pack.rstrip('/')}/SCORE.md")
+    if not report.integrity_ok:
+        return 1
+    if args.min_score is not None and report.percent < args.min_score:
+        print(f"Score {report.percent} % is below --min-score {args.min_score:g} %.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from .evidence import release
+
+    exercises = release(args.out, notebooks=args.notebooks)
+    print(f"Released to {args.out}: {len(exercises)} exercise(s) stubbed "
+          f"({', '.join(e.id for e in exercises) or 'none'}).")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .evidence import check_notebooks
+    from .evidence.runner import default_notebooks_dir
+
+    paths = args.paths or [default_notebooks_dir()]
+    files, problems = check_notebooks(paths, fix=args.fix)
+    for problem in problems:
+        print(problem)
+    print(f"{len(files)} notebook(s) checked, {len(problems)} problem(s)"
+          + (" left after --fix" if args.fix else ""))
+    return 1 if problems else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mlops-kit`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handlers = {"evidence": _build, "grade": _grade, "release": _release,
+                "check-notebooks": _check}
+    try:
+        return handlers[args.command](args)
+    except MlopsKitError as exc:
+        print(f"mlops-kit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
