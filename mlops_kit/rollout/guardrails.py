@@ -1,0 +1,265 @@
+"""Guardrails (rollback triggers), their measurements, PSI and the risk budget.
+
+Every guardrail is "higher is worse": a measurement *breaches* when ``value > threshold``.
+A breach becomes a *failed* measurement once it has happened ``consecutive`` times in a row.
+A window with fewer than ``min_samples`` samples is *inconclusive*, never a pass. Each
+measurement keeps what it measured, on which arm, over which window and on how many samples,
+so every decision built on it can be explained.
+
+Metrics (``Guardrail.metric``)::
+
+    error_rate            share of served requests that failed
+    latency_p95/p99       served latency percentile, milliseconds
+    missing_feature_rate  share of requests with at least one missing online feature
+    fetch_error_rate      share of requests whose online-store read timed out
+    score_psi             PSI of the arm's scores against compare_to's scores
+    positive_rate_change  |positive rate / compare_to's positive rate - 1|
+    segment_regression    worst per-segment regression of ``statistic`` against compare_to
+    kpi_drop              drop of ``statistic`` against compare_to, on labels ARRIVED by window end
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import DefinitionError, ValidationError
+
+__all__ = ["METRICS", "STATISTICS", "Guardrail", "Measurement", "RiskBudget", "psi"]
+
+METRICS = ("error_rate", "latency_p95", "latency_p99", "missing_feature_rate", "fetch_error_rate",
+           "score_psi", "positive_rate_change", "segment_regression", "kpi_drop")
+STATISTICS = ("positive_rate", "mean_score", "fraud_caught", "false_positive_rate")
+_COMPARATIVE = ("score_psi", "positive_rate_change", "segment_regression", "kpi_drop")
+ARMS = ("candidate", "stable", "all")
+ACTIONS = ("abort", "fallback", "alert")
+VERDICTS = ("pass", "breach", "fail", "inconclusive")
+
+
+def psi(reference: Any, current: Any, bins: int = 10) -> float:
+    """Population stability index of ``current`` against ``reference``.
+
+    Interior edges are the reference quantiles at 1/bins … (bins-1)/bins (numpy's linear
+    method), duplicates removed; bins are (-inf, e1), [e1, e2), …, [e_last, inf); a zero
+    share becomes 0.0001; PSI = sum((cur - ref) * ln(cur / ref)).
+
+    Examples
+    --------
+    >>> round(psi([1, 2, 3, 4], [1, 2, 3, 4], bins=2), 6)
+    0.0
+    """
+    ref = np.asarray(reference, dtype=float)
+    cur = np.asarray(current, dtype=float)
+    if not isinstance(bins, (int, np.integer)) or isinstance(bins, bool) or bins < 2:
+        raise ValidationError(f"psi: bins must be an integer >= 2, got {bins!r}.", fix="Use bins=10.")
+    if ref.ndim != 1 or cur.ndim != 1 or ref.size == 0 or cur.size == 0:
+        raise ValidationError(
+            f"psi: reference and current must be non-empty 1-D samples, got sizes {ref.size}, {cur.size}.",
+            fix="Pass two non-empty arrays of scores.",
+        )
+    if not (np.isfinite(ref).all() and np.isfinite(cur).all()):
+        raise ValidationError("psi: samples contain NaN or infinite values.", fix="Drop them first.")
+    return psi_against(psi_reference(ref, bins), cur)
+
+
+def psi_reference(reference: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's interior edges and bin shares (zero shares already replaced)."""
+    edges = np.unique(np.quantile(reference, np.arange(1, bins) / bins))
+    share = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1) / reference.size
+    return edges, np.where(share == 0, 1e-4, share)
+
+
+def psi_against(prepared: tuple[np.ndarray, np.ndarray], current: np.ndarray) -> float:
+    """PSI of ``current`` against a reference prepared by :func:`psi_reference`."""
+    edges, ref_share = prepared
+    cur_share = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1) / current.size
+    cur_share = np.where(cur_share == 0, 1e-4, cur_share)
+    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+
+
+def _td(value: Any, name: str, owner: str) -> timedelta:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise DefinitionError(
+            f"{owner}: {name} must be a positive timedelta, got {value!r}.",
+            fix=f"Use e.g. {name}=timedelta(minutes=30).",
+        )
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Guardrail:
+    """A rollback trigger: metric, threshold, window, consecutive breaches, limits and action.
+
+    Parameters
+    ----------
+    name: unique name shown in decisions and plots.
+    metric: one of :data:`METRICS`.
+    threshold: a measurement breaches when its value is greater than this.
+    window: how far back each measurement looks (a multiple of the analysis interval).
+    consecutive: breaches in a row that make a failed measurement.
+    min_samples: fewer samples than this makes the measurement inconclusive.
+    arm: ``"candidate"``, ``"stable"`` or ``"all"`` (what is measured).
+    compare_to: ``"stable"`` (same window, stable arm) or ``"reference"`` (the warm-up
+        period before the rollout); required by comparative metrics.
+    statistic: for ``segment_regression`` and ``kpi_drop``, one of :data:`STATISTICS`
+        (``kpi_drop`` accepts ``fraud_caught`` and ``false_positive_rate``).
+    failure_limit, inconclusive_limit: like Argo Rollouts; more failed (inconclusive)
+        measurements than this abort (pause) the rollout. Defaults 0.
+    action: ``"abort"`` (roll back), ``"fallback"`` (serve the fallback model) or ``"alert"``.
+    """
+
+    name: str
+    metric: str
+    threshold: float
+    window: timedelta
+    consecutive: int = 1
+    min_samples: int = 100
+    arm: str = "candidate"
+    compare_to: str | None = None
+    statistic: str | None = None
+    bins: int = 10
+    failure_limit: int = 0
+    inconclusive_limit: int = 0
+    action: str = "abort"
+
+    def __post_init__(self) -> None:
+        own = f"Guardrail {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise DefinitionError(f"Guardrail: name must be a non-empty string, got {self.name!r}.",
+                                  fix="Name it, e.g. name='p95-latency'.")
+        checks = [
+            ("metric", self.metric in METRICS, f"one of {METRICS}"),
+            ("arm", self.arm in ARMS, f"one of {ARMS}"),
+            ("action", self.action in ACTIONS, f"one of {ACTIONS}"),
+            ("compare_to", self.compare_to in (None, "stable", "reference"), "None, 'stable' or 'reference'"),
+        ]
+        for fname, ok, want in checks:
+            if not ok:
+                raise DefinitionError(f"{own}: {fname} must be {want}, got {getattr(self, fname)!r}.",
+                                      fix=f"Set {fname} to {want}.")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not np.isfinite(self.threshold):
+            raise DefinitionError(f"{own}: threshold must be a finite number, got {self.threshold!r}.",
+                                  fix="Use e.g. threshold=0.02.")
+        _td(self.window, "window", own)
+        for fname, low in (("consecutive", 1), ("min_samples", 1), ("bins", 2),
+                           ("failure_limit", 0), ("inconclusive_limit", 0)):
+            v = getattr(self, fname)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise DefinitionError(f"{own}: {fname} must be an integer >= {low}, got {v!r}.",
+                                      fix=f"Use {fname}={max(low, 1)} or more.")
+        if self.metric in _COMPARATIVE and self.compare_to is None:
+            raise DefinitionError(f"{own}: metric {self.metric!r} compares two samples but compare_to is None.",
+                                  fix="Set compare_to='stable' or compare_to='reference'.")
+        if self.metric in ("segment_regression", "kpi_drop"):
+            allowed = STATISTICS if self.metric == "segment_regression" else STATISTICS[2:]
+            if self.statistic not in allowed:
+                raise DefinitionError(f"{own}: statistic must be one of {allowed}, got {self.statistic!r}.",
+                                      fix=f"Set statistic={allowed[-1]!r} (for example).")
+        elif self.statistic is not None:
+            raise DefinitionError(f"{own}: statistic is only used by segment_regression and kpi_drop.",
+                                  fix="Leave statistic=None.")
+        if self.compare_to == "stable" and self.arm != "candidate":
+            raise DefinitionError(f"{own}: compare_to='stable' needs arm='candidate', got {self.arm!r}.",
+                                  fix="Compare the candidate with the stable arm, or use 'reference'.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (window in seconds)."""
+        d = asdict(self)
+        d["window"] = self.window.total_seconds()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Guardrail":
+        """Inverse of :meth:`to_dict`."""
+        d = dict(data)
+        d["window"] = timedelta(seconds=d["window"])
+        return cls(**d)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measurement:
+    """One guardrail measurement at the end of an analysis interval."""
+
+    time: datetime
+    guardrail: str
+    metric: str
+    arm: str
+    value: float | None
+    threshold: float
+    window: timedelta
+    n: int
+    min_samples: int
+    verdict: str
+    streak: int
+    consecutive: int
+    compared_to: str | None = None
+    detail: str = ""
+
+    def explain(self) -> str:
+        """One sentence: metric, measured value, threshold, window, sample size, verdict."""
+        mins = self.window.total_seconds() / 60
+        if self.value is None:
+            val = "no value"
+        else:
+            val = f"{self.value:.4g} {'>' if self.value > self.threshold else '<='} {self.threshold:.4g}"
+        vs = f" vs {self.compared_to}" if self.compared_to else ""
+        tail = f" ({self.streak}/{self.consecutive} consecutive)" if self.verdict in ("breach", "fail") else ""
+        if self.verdict == "inconclusive":
+            tail = f" (needs >= {self.min_samples} samples)"
+        extra = f"; {self.detail}" if self.detail else ""
+        return (f"{self.guardrail}: {self.metric} on {self.arm}{vs} over {mins:g} min, n={self.n}: "
+                f"{val} -> {self.verdict}{tail}{extra}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (ISO time, window in seconds)."""
+        d = asdict(self)
+        d["time"] = self.time.isoformat()
+        d["window"] = self.window.total_seconds()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Measurement":
+        """Inverse of :meth:`to_dict`."""
+        d = dict(data)
+        d["time"] = datetime.fromisoformat(d["time"])
+        d["window"] = timedelta(seconds=d["window"])
+        return cls(**d)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RiskBudget:
+    """How much a candidate may be exposed before it has proven itself.
+
+    The budget is ``max_exposure_pct x max_duration`` in percent-hours (5 % for 2 h = 10
+    percent-hours). Every interval a candidate under test serves ``w`` % of traffic consumes
+    ``w x interval``; a rollout that would go over budget is aborted.
+    """
+
+    max_exposure_pct: float
+    max_duration: timedelta
+
+    def __post_init__(self) -> None:
+        w = self.max_exposure_pct
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 100:
+            raise DefinitionError(f"RiskBudget: max_exposure_pct must be in (0, 100], got {w!r}.",
+                                  fix="Use e.g. max_exposure_pct=5.")
+        _td(self.max_duration, "max_duration", "RiskBudget")
+
+    @property
+    def pct_hours(self) -> float:
+        """The budget in percent-hours."""
+        return float(self.max_exposure_pct) * self.max_duration.total_seconds() / 3600
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"max_exposure_pct": self.max_exposure_pct, "max_duration": self.max_duration.total_seconds()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RiskBudget":
+        """Inverse of :meth:`to_dict`."""
+        return cls(max_exposure_pct=data["max_exposure_pct"],
+                   max_duration=timedelta(seconds=data["max_duration"]))
