@@ -1,0 +1,133 @@
+"""Offline storage: Parquet under ``offline/<view>/v<version>/date=YYYY-MM-DD/``.
+
+An ingest writes one new file per touched event-date partition. Every file is first
+written and fsynced under ``workspace.tmp_dir``, then all are renamed into their
+partitions, then the manifest rows are committed in one SQLite transaction. Readers list
+files from the manifest only, so an interrupted ingest is never visible; files renamed
+before an interruption are removed by the error path (and ignored by readers either way).
+
+Each row also gets a hidden ``__seq`` column (``ingest_id << 32 | row``): it grows with
+ingest order and breaks exact ties of (event, created) timestamps in favour of the row
+ingested last, so that every read is deterministic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .definitions import FeatureView
+from .metadata import MetadataDB
+from .pit import SEQ_COLUMN, files_sql, q
+
+__all__ = ["IngestResult", "write_ingest", "partition_dir"]
+
+_US_PER_DAY = 86_400 * 1_000_000
+
+
+def partition_dir(root: Path, view: FeatureView, day: str) -> Path:
+    return root / view.name / f"v{view.version}" / f"date={day}"
+
+
+class IngestResult(dict):
+    """``{"view", "version", "rows", "files", "partitions"}`` for one committed ingest."""
+
+
+def _fsync_write(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _tie_detector(con: duckdb.DuckDBPyConnection, offline_root: Path, view: FeatureView,
+                  table: pa.Table, partitions: set[str]) -> Callable[[list[str]], bool]:
+    """A check: do the new rows share (keys, event ts) with each other or committed rows?"""
+    cols = list(view.join_keys) + [view.timestamp_field]
+    keys = ", ".join(q(c) for c in cols)
+    on = " AND ".join(f"n.{q(c)} = o.{q(c)}" for c in cols)
+
+    def detect(committed: list[str]) -> bool:
+        con.register("__new_rows", table.select(cols))
+        try:
+            if con.sql(f"SELECT 1 FROM __new_rows GROUP BY {keys} HAVING count(*) > 1 LIMIT 1").fetchall():
+                return True
+            same = [offline_root / p for p in committed if Path(p).parent.name in partitions]
+            if not same:
+                return False
+            return con.sql(f"SELECT 1 FROM __new_rows n JOIN read_parquet({files_sql(same)}) o "
+                           f"ON {on} LIMIT 1").fetchall() != []
+        finally:
+            con.unregister("__new_rows")
+
+    return detect
+
+
+def write_ingest(con: duckdb.DuckDBPyConnection, meta: MetadataDB, offline_root: Path,
+                 tmp_root: Path, view: FeatureView, table: pa.Table, key_dtypes: dict[str, str],
+                 before_publish: Callable[[int], None] | None = None) -> IngestResult:
+    """Write a validated table atomically; ``before_publish(i)`` runs before the i-th rename.
+
+    ``before_publish`` exists so that tests can inject a failure between partitions.
+    """
+    if table.num_rows == 0:
+        return IngestResult(view=view.name, version=view.version, rows=0, files=0, partitions=[])
+    ts_col = table.column(view.timestamp_field)
+    ts_us = pc.cast(ts_col, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    days = np.floor_divide(ts_us, _US_PER_DAY)
+    order = np.argsort(days, kind="stable")
+    sorted_days = days[order]
+    bounds = np.flatnonzero(np.diff(sorted_days)) + 1 if len(sorted_days) else np.array([], dtype=int)
+    groups = np.split(order, bounds) if len(order) else []
+    ingest_id = meta.next_ingest_id()
+    seq = pa.array(np.arange(table.num_rows, dtype=np.int64) + (ingest_id << 32))
+    table = table.append_column(SEQ_COLUMN, seq)
+    staging = Path(tempfile.mkdtemp(prefix=f"ingest-{view.name}-", dir=tmp_root))
+    staged: list[tuple[Path, Path, int, int, int]] = []
+    published: list[Path] = []
+    created_dirs: list[Path] = []
+    try:
+        for idx in groups:
+            day_us = int(days[idx[0]]) * _US_PER_DAY
+            day = np.datetime64(day_us, "us").astype("datetime64[D]").astype(str)
+            part = table.take(pa.array(idx)) if len(groups) > 1 else table
+            name = f"part-{ingest_id:08d}.parquet"
+            tmp_file = staging / f"{day}-{name}"
+            _fsync_write(part, tmp_file)
+            target = partition_dir(offline_root, view, day) / name
+            part_ts = ts_us[idx]
+            staged.append((tmp_file, target, len(idx), int(part_ts.min()), int(part_ts.max())))
+        for i, (tmp_file, target, _, _, _) in enumerate(staged):
+            if before_publish is not None:
+                before_publish(i)
+            for parent in reversed(target.parents):
+                if not parent.exists() and offline_root in parent.parents:
+                    parent.mkdir()
+                    created_dirs.append(parent)
+            os.replace(tmp_file, target)
+            published.append(target)
+        files = [(str(t.relative_to(offline_root)), n, lo, hi) for _, t, n, lo, hi in staged]
+        partitions = {t.parent.name for _, t, *_ in staged}
+        meta.commit_files(view.name, view.version, files, ingest_id, key_dtypes,
+                          _tie_detector(con, offline_root, view, table, partitions))
+    except BaseException:
+        for path in published:
+            path.unlink(missing_ok=True)
+        for folder in reversed(created_dirs):
+            try:
+                folder.rmdir()
+            except OSError:
+                continue
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return IngestResult(view=view.name, version=view.version, rows=table.num_rows,
+                        files=len(staged), partitions=sorted({str(t.parent.name) for _, t, *_ in staged}))
