@@ -182,6 +182,19 @@ def lineage_graph(documents: Mapping[str, Any] | Sequence[Mapping[str, Any]]) ->
     return graph
 
 
+def _wrap(name: str, width: int = 12) -> str:
+    """Break a long identifier at underscores so it fits inside a node."""
+    lines, current = [], ""
+    for part in str(name).split("_"):
+        piece = part if not current else f"{current}_{part}"
+        if current and len(piece) > width:
+            lines.append(current + "_")
+            current = part
+        else:
+            current = piece
+    return "\n".join([*lines, current])
+
+
 _COLORS = {"model": "#4C72B0", "feature_view": "#55A868", "snapshot": "#C44E52", "code": "#8172B2"}
 _LAYER = {"model": 0, "feature_view": 1, "snapshot": 2, "code": 3}
 
@@ -204,13 +217,20 @@ def draw_lineage(documents: Mapping[str, Any] | Iterable[Mapping[str, Any]], *, 
     ax = fig.add_subplot()
     colors = [_COLORS[graph.nodes[n]["kind"]] for n in graph.nodes]
     nx.draw_networkx_nodes(graph, pos, ax=ax, node_color=colors, node_size=2600, alpha=0.9)
-    nx.draw_networkx_edges(graph, pos, ax=ax, arrows=True, arrowsize=14, node_size=2600)
-    nx.draw_networkx_labels(graph, pos, ax=ax, labels={n: d["label"] for n, d in graph.nodes(data=True)},
+    kinds = {n: graph.nodes[n]["kind"] for n in graph.nodes}
+    skips = [(u, v) for u, v in graph.edges if abs(_LAYER[kinds[u]] - _LAYER[kinds[v]]) > 1]
+    nx.draw_networkx_edges(graph, pos, ax=ax, edgelist=[e for e in graph.edges if e not in set(skips)],
+                           arrows=True, arrowsize=14, node_size=2600)
+    # edges that skip a layer are curved and dashed so they never look like they pass through a node
+    nx.draw_networkx_edges(graph, pos, ax=ax, edgelist=skips, arrows=True, arrowsize=12, node_size=2600,
+                           style="dashed", edge_color="#777777", connectionstyle="arc3,rad=0.18")
+    labels = {n: "\n".join(_wrap(part) for part in d["label"].split("\n")) for n, d in graph.nodes(data=True)}
+    nx.draw_networkx_labels(graph, pos, ax=ax, labels=labels,
                             font_size=7, font_color="white")
     for kind, layer in _LAYER.items():
         ax.text(layer, max(y for _, y in pos.values()) + 0.9, kind.replace("_", " "), ha="center",
                 fontsize=9, color=_COLORS[kind])
-    ax.set_title(title)
+    ax.set_title(title, pad=22)
     ax.axis("off")
     ax.margins(0.15)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.02)

@@ -74,3 +74,12 @@ def test_draw_lineage_returns_a_figure_with_every_node(registry):
     assert {"fraud\nv1", "fraud\nv2", "user_stats\nv3", "user_stats\nv4"} <= labels
     with pytest.raises(ValidationError):
         lineage_graph([{"no": "model"}])
+
+
+def test_lineage_labels_wrap_long_names_without_losing_characters():
+    from mlops_kit.registry.lineage import _wrap
+
+    for name in ("fraud", "user_profile_features", "user_transaction_stats", "a_b_c_d_e_f_g_h_i_j"):
+        wrapped = _wrap(name)
+        assert wrapped.replace("\n", "") == name
+        assert all(len(line) <= 13 for line in wrapped.split("\n")) or "_" not in name
