@@ -5,7 +5,7 @@ Scenarios (defaults):
 - materialize B: 1M offline rows, 1M distinct entities -> 1M online rows (the write path);
 - get_online_features over 2,000 calls with 1 key and 2,000 calls with 100 keys (random keys
   among 1M stored entities, 5 float features), p50/p99, measured twice: as shipped (with the
-  governance read hook, which records usage in features.sqlite on every call) and with the
+  governance read hook, which counts usage in memory and flushes it in batches) and with the
   hook replaced by a no-op (the serving path alone); baseline in the same run: the same
   lookups as one raw prepared ``sqlite3`` query each.
 

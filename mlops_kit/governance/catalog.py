@@ -80,6 +80,7 @@ class CatalogMixin(GovernanceBase):
     def entry(self, view: Any, version: int | None = None) -> CatalogEntry:
         """The catalog entry of a view (``version=None``: the latest registered)."""
         name, version = self._ref(view, version, where="Governance.entry")
+        self.flush()
         row = self.con.execute("SELECT * FROM gov_views WHERE name = ? AND version = ?", (name, version)).fetchone()
         consumers = tuple(r[0] for r in self.con.execute(
             "SELECT consumer FROM gov_consumers WHERE name = ? AND version = ? ORDER BY consumer", (name, version)))
@@ -163,10 +164,12 @@ class CatalogMixin(GovernanceBase):
     def blast_radius(self, view: str) -> list[str]:
         """Every consumer of any version of ``view`` (what breaks if the view breaks)."""
         text_arg(view, where="Governance.blast_radius", name="view", example="user_txn_7d")
+        self.flush()
         return [r[0] for r in self.con.execute(
             "SELECT DISTINCT consumer FROM gov_consumers WHERE name = ? ORDER BY consumer", (view,))]
 
     def usage(self, view: Any, version: int | None = None) -> dict[str, int]:
-        """``{"online_reads": n, "offline_reads": m}`` counted by ``check_read``."""
+        """``{"online_reads": n, "offline_reads": m}`` counted by ``check_read`` (buffered counts
+        are flushed first, so the answer includes every read made through this object)."""
         entry = self.entry(view, version)
         return {"online_reads": entry.online_reads, "offline_reads": entry.offline_reads}

@@ -35,6 +35,11 @@ class Governance(CatalogMixin, LifecycleMixin, AccessMixin):
 
     State lives in the workspace's ``features.sqlite`` (tables ``gov_*``); every operation is
     one transaction and takes "now" from ``clock`` (default: the wall clock, at the edge).
+    ``check_read`` decides from an in-memory cache revalidated on every call (one ``PRAGMA
+    data_version``: a commit by any other connection or process is seen by the next read) and
+    buffers usage counts, written every ``usage_flush_every`` reads and by ``flush()``,
+    ``close()`` and every method that reads usage back; counts still buffered when the process
+    dies without ``flush()``/``close()`` are lost (no exit hook is installed).
 
     Parameters
     ----------
@@ -42,6 +47,9 @@ class Governance(CatalogMixin, LifecycleMixin, AccessMixin):
         A ``Workspace`` or its root folder.
     clock:
         Zero-argument callable returning a tz-aware UTC datetime.
+    usage_flush_every:
+        Write the buffered usage counts after this many counted ``check_read`` calls
+        (1: on every call).
 
     Examples
     --------
@@ -56,8 +64,9 @@ class Governance(CatalogMixin, LifecycleMixin, AccessMixin):
     mlops_kit.errors.AccessDeniedError: read refused for anonymous principal: card_pii v1 (restricted, no grant). Fix: ...
     """
 
-    def __init__(self, workspace: "Workspace | str | Path", *, clock: Callable[[], datetime] | None = None) -> None:
-        super().__init__(workspace, clock=clock)
+    def __init__(self, workspace: "Workspace | str | Path", *, clock: Callable[[], datetime] | None = None,
+                 usage_flush_every: int = 1000) -> None:
+        super().__init__(workspace, clock=clock, usage_flush_every=usage_flush_every)
 
     def check_read(
         self,
@@ -74,8 +83,9 @@ class Governance(CatalogMixin, LifecycleMixin, AccessMixin):
         grant for ``principal`` (None is the anonymous principal, holding no grant), refuses
         the whole read with ``AccessDeniedError`` listing every refused view (denials of
         sensitive/restricted views are logged). Otherwise usage counts go up by one per view
-        and channel, reads of sensitive/restricted views are logged, and each deprecated view
-        raises a ``DeprecatedFeatureWarning`` naming its replacement and end of life.
+        and channel (buffered in memory, see the class notes), reads of sensitive/restricted
+        views are logged in a transaction committed before this returns, and each deprecated
+        view raises a ``DeprecatedFeatureWarning`` naming its replacement and end of life.
         """
         if channel not in CHANNELS:
             raise ValidationError(f"check_read: channel must be one of {CHANNELS}, got {channel!r}.",
@@ -93,35 +103,29 @@ class Governance(CatalogMixin, LifecycleMixin, AccessMixin):
         if not refs:
             raise ValidationError("check_read: no views given.", fix="Pass the feature views the read touches.")
         now = self._now()
-        stamp = now.isoformat()
         denied: list[tuple[str, int, str, str]] = []
         deprecations: list[str] = []
-        with self._tx() as con:
+        with self._lock:
+            self._revalidate()
             for view, name, version, sensitivity in refs:
-                if con.execute("SELECT 1 FROM gov_views WHERE name = ? AND version = ?",
-                               (name, version)).fetchone() is None:
-                    self._upsert(con, view, now)
-                row = con.execute("SELECT state, replacement, end_of_life FROM gov_views WHERE name = ? AND "
-                                  "version = ?", (name, version)).fetchone()
-                if row["state"] == "retired":
+                state, replacement, end_of_life = self._view_state(view, name, version, now)
+                if state == "retired":
                     denied.append((name, version, sensitivity, "retired"))
-                elif sensitivity == "restricted" and not self.has_grant(principal, name):
+                elif sensitivity == "restricted" and not self._granted(principal, name):
                     denied.append((name, version, sensitivity, "no grant"))
-                elif row["state"] == "deprecated":
-                    deprecations.append(f"{name} v{version} is deprecated: use {row['replacement']} instead "
-                                        f"(end of life {row['end_of_life']}).")
-            outcome = "denied" if denied else "allowed"
-            denied_keys = {(d[0], d[1]): d[3] for d in denied}
-            for _, name, version, sensitivity in refs:
-                if sensitivity in LOGGED_SENSITIVITIES:
-                    con.execute("INSERT INTO gov_read_log (at, principal, view, version, sensitivity, purpose, "
-                                "channel, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                (stamp, principal, name, version, sensitivity, purpose, channel, outcome,
-                                 denied_keys.get((name, version))))
-                if not denied:
-                    con.execute("INSERT INTO gov_usage VALUES (?, ?, ?, 1, ?) ON CONFLICT (name, version, channel) "
-                                "DO UPDATE SET reads = reads + 1, last_read_at = excluded.last_read_at",
-                                (name, version, channel, stamp))
+                elif state == "deprecated":
+                    deprecations.append(f"{name} v{version} is deprecated: use {replacement} instead "
+                                        f"(end of life {end_of_life}).")
+            read_keys = [] if denied else [(name, version, channel) for _, name, version, _ in refs]
+            if any(sensitivity in LOGGED_SENSITIVITIES for *_, sensitivity in refs):
+                self._log_read(refs, denied, read_keys, principal=principal, purpose=purpose,
+                               channel=channel, now=now)
+            elif read_keys:
+                for key in read_keys:
+                    self._count(key, now)
+                self._pending_reads += 1
+                if self._pending_reads >= self.usage_flush_every:
+                    self.flush()
         if denied:
             who = "anonymous principal" if principal is None else f"principal {principal!r}"
             listing = "; ".join(f"{n} v{v} ({s}, {why})" for n, v, s, why in denied)
@@ -132,6 +136,45 @@ class Governance(CatalogMixin, LifecycleMixin, AccessMixin):
                                              for n, v, s, why in denied])
         for message in deprecations:
             warnings.warn(message, DeprecatedFeatureWarning, stacklevel=2)
+
+    def _view_state(self, view: Any, name: str, version: int, now: datetime) -> tuple[str, str | None, str | None]:
+        """``(state, replacement, end_of_life)`` from the cache, registering the view if new."""
+        cached = self._view_cache.get((name, version))
+        if cached is None:
+            sql = "SELECT state, replacement, end_of_life FROM gov_views WHERE name = ? AND version = ?"
+            row = self.con.execute(sql, (name, version)).fetchone()
+            if row is None:
+                with self._tx(invalidate=False) as con:  # only this view's row changes: cached below
+                    if con.execute(sql, (name, version)).fetchone() is None:
+                        self._upsert(con, view, now)
+                    row = con.execute(sql, (name, version)).fetchone()
+            cached = self._view_cache[(name, version)] = (row[0], row[1], row[2])
+        return cached
+
+    def _granted(self, principal: str | None, name: str) -> bool:
+        if principal is None:
+            return False
+        decision = self._grant_cache.get((principal, name))
+        if decision is None:
+            decision = self._grant_cache[(principal, name)] = self.has_grant(principal, name)
+        return decision
+
+    def _log_read(self, refs: list[tuple[Any, str, int, str]], denied: list[tuple[str, int, str, str]],
+                  read_keys: list[tuple[str, int, str]], *, principal: str | None, purpose: str | None,
+                  channel: str, now: datetime) -> None:
+        """Log a read touching sensitive/restricted views durably (one transaction, committed
+        before the data is returned), together with the buffered usage counts and this read's."""
+        stamp = now.isoformat()
+        outcome = "denied" if denied else "allowed"
+        reasons = {(d[0], d[1]): d[3] for d in denied}
+        with self._tx(invalidate=False) as con:
+            con.executemany("INSERT INTO gov_read_log (at, principal, view, version, sensitivity, purpose, "
+                            "channel, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(stamp, principal, name, version, sensitivity, purpose, channel, outcome,
+                              reasons.get((name, version))) for _, name, version, sensitivity in refs
+                             if sensitivity in LOGGED_SENSITIVITIES])
+            self._write_usage(con, extra=read_keys, at=now)
+        self._drop_usage()
 
     def apply_retention(self, *, max_age: Any, actor: str, target: Any = None, dry_run: bool = False,
                         before_delete: Callable[[list[Path]], None] | None = None) -> RetentionResult:

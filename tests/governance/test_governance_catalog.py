@@ -176,6 +176,8 @@ def test_only_gov_tables_and_shared_state_across_instances(workspace, clock):
     a = Governance(workspace, clock=clock)
     b = Governance(str(workspace.root), clock=clock)
     read(a, [view()])
+    assert b.usage("user_txn_7d") == {"online_reads": 0, "offline_reads": 0}   # still buffered in a
+    a.flush()
     assert b.usage("user_txn_7d") == {"online_reads": 0, "offline_reads": 1}
     con = sqlite3.connect(workspace.features_db)
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -188,12 +190,13 @@ def test_only_gov_tables_and_shared_state_across_instances(workspace, clock):
         read(b, [view()], channel="online")                          # active view: no warning
 
 
-def test_concurrent_reads_never_lose_a_usage_count(workspace, clock):
+@pytest.mark.parametrize("every", [1, 3, 1000])
+def test_concurrent_reads_never_lose_a_usage_count(workspace, clock, every):
     from concurrent.futures import ThreadPoolExecutor
     from types import MappingProxyType
 
-    shared = Governance(workspace, clock=clock)
-    other = Governance(workspace, clock=clock)                      # a second connection to the same file
+    shared = Governance(workspace, clock=clock, usage_flush_every=every)
+    other = Governance(workspace, clock=clock, usage_flush_every=every)  # a second connection to the file
     v = view(tags=MappingProxyType({"domain": "payments"}))
 
     def work(i):
@@ -203,5 +206,6 @@ def test_concurrent_reads_never_lose_a_usage_count(workspace, clock):
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(work, range(8)))
+    other.close()                                                   # flushes its buffered counts
     assert shared.usage(v) == {"online_reads": 80, "offline_reads": 0}
     assert shared.entry(v).tags == {"domain": "payments"}
