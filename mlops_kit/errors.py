@@ -23,7 +23,8 @@ structured fields so that tests and notebooks can inspect them without parsing t
     ├── EvidenceError                         evidence recording, building or grading
     │   ├── CheckFailedError                  a recorded check did not pass
     │   └── NotebookParameterError            unknown parameters / missing parameters cell
-    └── ExerciseNotDoneError                  a learner exercise stub was run
+    ├── ExerciseNotDoneError                  a learner exercise stub was run
+    └── BackfillError                         a backfill partition failed every attempt
 
 Warnings (not errors): ``LateDataWarning`` (rows created after the entity timestamp were
 used by a point-in-time join) and ``DeprecatedFeatureWarning``.
@@ -55,6 +56,7 @@ __all__ = [
     "CheckFailedError",
     "NotebookParameterError",
     "ExerciseNotDoneError",
+    "BackfillError",
     "LateDataWarning",
     "DeprecatedFeatureWarning",
 ]
@@ -162,6 +164,10 @@ class NotebookParameterError(EvidenceError, ValidationError):
 
 class ExerciseNotDoneError(MlopsKitError):
     """A learner exercise still holds its stub."""
+
+
+class BackfillError(MlopsKitError):
+    """A backfill stopped because a partition failed every attempt; the live version is untouched."""
 
 
 class LateDataWarning(UserWarning):

@@ -20,9 +20,25 @@ store's configured DuckDB connection), ``get_online_features(..., include_timest
 (adds ``<view>__event_timestamp``: the served value's event time, for feature age) and
 ``parity_report(store, features, sample_size=, seed=, at=)``.
 
+Backfills as controlled migrations (``mlops_kit.features.backfill``)::
+
+    rec = store.backfill("user_7d", start, end, compute=f, labels=labels_df)  # shadow + validation
+    rec.report.to_frame()                     # row counts, null rates, value diffs, leakage
+    store.promote_backfill(rec.backfill_id)   # one transaction; force_reason= if it failed
+    store.rollback_promotion("user_7d")       # the previous live version again
+    store.live_version("user_7d"); store.get_backfill(id); store.list_backfills("user_7d")
+
+``"view:feature"`` (and ``ingest``, ``read_offline``, ``materialize``) use the view's live
+version: the one pinned in ``features.sqlite`` (pinned to the then-latest version when the
+view's first backfill starts, then moved only by promotion and rollback), else the latest
+applied. ``"view@v2:feature"`` still reads any version, shadows included.
+``store.forget_offline_files(paths)`` drops files or ``date=`` folders from the committed
+list (made to be the ``before_delete`` of ``governance.apply_retention``).
+
 Point-in-time semantics are written out in ``mlops_kit.features.pit``.
 """
 
+from .backfill_records import BackfillRecord, BackfillThresholds, PartitionRun, ValidationCheck, ValidationReport
 from .definitions import DTYPES, SENSITIVITIES, Entity, FeatureView, Field
 from .materialize import MaterializationReport, ViewMaterialization
 from .offline import IngestResult
@@ -31,6 +47,11 @@ from .parity import ParityReport, parity_report
 from .store import FeatureStore
 
 __all__ = [
+    "BackfillRecord",
+    "BackfillThresholds",
+    "PartitionRun",
+    "ValidationCheck",
+    "ValidationReport",
     "DTYPES",
     "SENSITIVITIES",
     "Entity",

@@ -7,6 +7,10 @@ Tables (all owned by this module; other components keep their own tables in the 
     offline_key_dtypes(view, version, key, dtype)
     offline_ties(view, version)   present once two committed rows share (keys, event ts)
     materialization_watermarks(view, version, watermark_us)
+    live_versions(view, version)   the version "view:feature" reads (absent: latest applied)
+    live_version_log(seq, view, action, from_version, to_version, backfill_id, reason, at_us,
+                     marker_ingest_id)   every promotion and rollback, in order
+    backfills(backfill_id, view, seq, record)   one lineage record (JSON) per backfill
 
 The manifest ``offline_files`` is what readers trust: a Parquet file becomes visible only
 when its row is committed, and one ingest commits all its files in one transaction.
@@ -42,6 +46,14 @@ CREATE TABLE IF NOT EXISTS offline_ties (
 CREATE TABLE IF NOT EXISTS materialization_watermarks (
     view TEXT NOT NULL, version INTEGER NOT NULL, watermark_us INTEGER NOT NULL,
     PRIMARY KEY (view, version));
+CREATE TABLE IF NOT EXISTS live_versions (
+    view TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS live_version_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, view TEXT NOT NULL, action TEXT NOT NULL,
+    from_version INTEGER NOT NULL, to_version INTEGER NOT NULL, backfill_id TEXT,
+    reason TEXT, at_us INTEGER NOT NULL, marker_ingest_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS backfills (
+    backfill_id TEXT PRIMARY KEY, view TEXT NOT NULL, seq INTEGER NOT NULL, record TEXT NOT NULL);
 """
 
 
@@ -151,3 +163,22 @@ class MetadataDB:
         con.execute("INSERT INTO materialization_watermarks VALUES (?,?,?) "
                     "ON CONFLICT(view, version) DO UPDATE SET watermark_us = "
                     "MAX(watermark_us, excluded.watermark_us)", (view, version, value_us))
+
+    # -- live versions (see mlops_kit.features.backfill) -----------------------------------------
+    def live_version(self, view: str) -> int | None:
+        """The version pinned as live for ``view``, or None (then the latest applied is live)."""
+        rows = self._query("SELECT version FROM live_versions WHERE view=?", (view,))
+        return rows[0][0] if rows else None
+
+    def live_generation(self) -> int:
+        """A number that changes whenever a live pointer moves (cheap: the log's last seq)."""
+        return self._query("SELECT COALESCE(MAX(seq), 0) FROM live_version_log")[0][0]
+
+    def remove_files(self, paths: Iterable[str], folders: Iterable[str]) -> int:
+        """Drop manifest rows (every version) for ``paths`` and everything under ``folders``."""
+        with self.transaction() as con:
+            before = con.total_changes
+            con.executemany("DELETE FROM offline_files WHERE path=?", [(p,) for p in paths])
+            con.executemany("DELETE FROM offline_files WHERE substr(path, 1, ?) = ?",
+                            [(len(f) + 1, f + "/") for f in folders])
+            return con.total_changes - before

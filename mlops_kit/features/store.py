@@ -18,6 +18,7 @@ from .._time import Clock, ensure_utc, system_clock
 from ..errors import (DefinitionConflictError, DefinitionError, LateDataWarning, NotFoundError,
                       ValidationError)
 from ..workspace import Workspace
+from .backfill import BackfillOps
 from .definitions import Entity, FeatureView
 from .materialize import MaterializationReport, ViewMaterialization, materialize_view
 from .metadata import MetadataDB
@@ -36,7 +37,7 @@ def _us(value: object, name: str) -> int:
     return int(pd.Timestamp(ensure_utc(value, name=name)).value // 1000)
 
 
-class FeatureStore:
+class FeatureStore(BackfillOps):
     """Feature definitions, offline storage, point-in-time joins and online serving.
 
     Parameters
@@ -64,6 +65,7 @@ class FeatureStore:
         self._governance: Any = None
         self._views: dict[tuple[str, int], FeatureView] = {}
         self._plans: dict[tuple, OnlinePlan] = {}
+        self._live_generation = -1
         self._reload()
 
     def __repr__(self) -> str:
@@ -136,7 +138,13 @@ class FeatureStore:
         return [f"{o.name}" + (f"@v{o.version}" if isinstance(o, FeatureView) else "") for o in new]
 
     def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
-        """The applied view ``name`` (its latest version unless ``version`` is given)."""
+        """The applied view ``name``: its live version unless ``version`` is given.
+
+        The live version is the one pinned by a promotion (see ``promote_backfill``), else
+        the latest applied version.
+        """
+        if version is None and isinstance(name, str):
+            version = self.meta.live_version(name)
         for attempt in range(2):
             if version is not None and (name, version) in self._views:
                 return self._views[(name, version)]
@@ -266,10 +274,7 @@ class FeatureStore:
     # -- materialization ------------------------------------------------------------------------
     def _select_views(self, views: Sequence[str] | None) -> list[FeatureView]:
         if views is None:
-            latest: dict[str, FeatureView] = {}
-            for view in self.list_feature_views():
-                latest[view.name] = view
-            return list(latest.values())
+            return [self.get_feature_view(n) for n in dict.fromkeys(v.name for v in self.list_feature_views())]
         if isinstance(views, str) or not isinstance(views, (list, tuple)):
             raise ValidationError(f"views must be a list of view names, got {views!r}.",
                                   fix="Pass e.g. views=['user_7d'] or views=['user_7d@v2'].")
@@ -339,6 +344,10 @@ class FeatureStore:
         """
         cache_key = (tuple(features) if isinstance(features, (list, tuple)) else features,
                      full_feature_names)
+        generation = self.meta.live_generation()
+        if generation != self._live_generation:
+            self._plans.clear()
+            self._live_generation = generation
         plan = self._plans.get(cache_key) if isinstance(cache_key[0], tuple) else None
         if plan is None:
             plan = plan_online(parse_refs(features, self.get_feature_view), full_feature_names)
