@@ -71,6 +71,23 @@ class FeatureStore(BackfillOps):
     def __repr__(self) -> str:
         return f"FeatureStore({str(self.workspace.root)!r})"
 
+    def close(self) -> None:
+        """Flush buffered usage counts and close every connection (the store is unusable after)."""
+        if self._governance is not None:
+            self._governance.close()
+            self._governance = None
+        if self._duck is not None:
+            self._duck.close()
+            self._duck = None
+        self.online.close()
+        self.meta.close()
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def governance(self) -> Any:

@@ -151,3 +151,26 @@ def test_materialize_selects_views_and_versions(store):
     assert store.get_online_features(["user_stats:amount"], [{"user_id": 1}], at=at(1))["amount"] == [None]
     with pytest.raises(ValidationError, match="not 'view' or 'view@vN'"):
         store.materialize(at(0), at(1), views=["user_stats@latest"])
+
+
+def test_close_flushes_usage_counts(tmp_path):
+    """Usage counted in memory by the read hook reaches the catalog when the store closes."""
+    from datetime import datetime, timedelta, timezone
+
+    import pandas as pd
+
+    from mlops_kit.features import Entity, FeatureStore, FeatureView, Field
+    from mlops_kit.governance import Governance
+
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    user = Entity(name="user", join_keys=["user_id"])
+    view = FeatureView(name="u", entities=[user], schema=[Field(name="x", dtype="float64")],
+                       ttl=timedelta(days=1), owner="team")
+    with FeatureStore(tmp_path / "ws", clock=lambda: t0 + timedelta(hours=1)) as store:
+        store.apply([user, view])
+        store.ingest("u", pd.DataFrame({"user_id": [1], "x": [0.5],
+                                        "event_timestamp": pd.to_datetime([t0], utc=True)}))
+        store.materialize(t0, t0 + timedelta(hours=1))
+        for _ in range(3):
+            assert store.get_online_features(features=["u:x"], entity_rows=[{"user_id": 1}])["x"] == [0.5]
+    assert Governance(tmp_path / "ws").usage("u")["online_reads"] == 3
