@@ -151,6 +151,7 @@ class FeatureStore(BackfillOps):
         for item in new:
             if isinstance(item, FeatureView):
                 self._views[(item.name, item.version)] = item
+                self.governance.register(item)  # discoverable in the catalog from apply on
         self._plans.clear()
         return [f"{o.name}" + (f"@v{o.version}" if isinstance(o, FeatureView) else "") for o in new]
 

@@ -174,3 +174,18 @@ def test_close_flushes_usage_counts(tmp_path):
         for _ in range(3):
             assert store.get_online_features(features=["u:x"], entity_rows=[{"user_id": 1}])["x"] == [0.5]
     assert Governance(tmp_path / "ws").usage("u")["online_reads"] == 3
+
+
+def test_apply_registers_views_in_the_catalog(tmp_path):
+    from datetime import timedelta
+
+    from mlops_kit.features import Entity, FeatureStore, FeatureView, Field
+    from mlops_kit.governance import Governance
+
+    user = Entity(name="user", join_keys=["user_id"])
+    view = FeatureView(name="spend", entities=[user], schema=[Field(name="x", dtype="float64")],
+                       ttl=timedelta(days=1), owner="payments-ml", tags={"domain": "payments"})
+    with FeatureStore(tmp_path / "ws") as store:
+        store.apply([user, view])
+    entry = Governance(tmp_path / "ws").entry("spend")
+    assert (entry.name, entry.version, entry.owner, entry.state) == ("spend", 1, "payments-ml", "active")
