@@ -6,9 +6,10 @@ delivery simulator), ``evidence`` (recorder, build, grader). Import what you nee
 importing the kit has no side effects.
 """
 
+from ._time import FixedClock, SimulatedClock
 from .errors import MlopsKitError
 from .workspace import Workspace
 
 __version__ = "0.1.0"
 
-__all__ = ["MlopsKitError", "Workspace", "__version__"]
+__all__ = ["FixedClock", "MlopsKitError", "SimulatedClock", "Workspace", "__version__"]

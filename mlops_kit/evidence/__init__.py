@@ -57,12 +57,13 @@ from .recorder import Recorder, start_chapter
 from .release import Exercise, release, release_notebook
 from .rubric import Criterion, load_rubric, parse_rubric
 from .runner import BuildResult, build_evidence, check_parameters, find_chapters
+from .widgets import explore
 
 __all__ = [
     "AUDIT_EXPORT", "BuildResult", "Criterion", "Exercise", "Grade", "GradeReport",
     "GradingContext", "IntegrityProblem", "NotebookProblem", "Question", "QuizBank",
     "QuizScore", "Recorder", "bank_names", "build_evidence", "chapter_dirname",
-    "check_notebook", "check_notebooks", "check_parameters", "criterion", "external_references",
+    "check_notebook", "check_notebooks", "check_parameters", "criterion", "explore", "external_references",
     "find_chapters", "fix_notebook", "grade_pack", "load_bank", "load_rubric",
     "notebook_to_html", "parse_rubric", "read_manifest", "record_quiz", "release",
     "release_notebook", "render_html", "score_answers", "show_quiz", "start_chapter",
