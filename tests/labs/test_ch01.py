@@ -1,0 +1,313 @@
+"""Chapter 1 lab functions and grading criteria, against independent references."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from mlops_kit.datasets import Scenario, generate_world, training_set, user_profile_features
+from mlops_kit.errors import IntegrityError, ValidationError
+from mlops_kit.evidence.grading.base import GradingContext
+from mlops_kit.evidence.grading.ch01 import (grade_asof_join, grade_prediction_log, grade_slos, grade_snapshots,
+                                             percentile_linear, rank_auc)
+from mlops_kit.labs import ch01 as L
+from mlops_kit.labs import ch01_ops as O
+from mlops_kit.labs import ch01_repro as R
+from mlops_kit.quality import SLO, Alert
+from mlops_kit.quality.drift_stats import psi
+from mlops_kit.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def world():
+    return generate_world(Scenario.small(), seed=3)
+
+
+@pytest.fixture(scope="module")
+def now(world):
+    return world.scenario.end
+
+
+@pytest.fixture(scope="module")
+def frame(world):
+    return training_set(world)
+
+
+@pytest.fixture(scope="module")
+def replica(world, now, tmp_path_factory):
+    return L.build_platform(Workspace(tmp_path_factory.mktemp("replica")), world, now=now, shards=(1, 3))
+
+
+# -- independent helpers of the grader ----------------------------------------------------
+def test_rank_auc_matches_sklearn_with_ties():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300).tolist()
+    scores = np.round(rng.random(300), 1).tolist()          # many ties
+    assert rank_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_percentile_linear_matches_numpy():
+    values = np.random.default_rng(1).exponential(size=57).tolist()
+    for q in (50, 90, 95, 99):
+        assert percentile_linear(values, q) == pytest.approx(np.percentile(values, q), abs=1e-12)
+
+
+# -- reproducibility ------------------------------------------------------------------------
+def test_latest_table_holds_exactly_rows_known_at_as_of(world, frame):
+    as_of = world.scenario.start + timedelta(days=50)
+    table = R.latest_training_table(world, as_of=as_of, frame=frame)
+    ingested = dict(zip(world.transactions["transaction_id"], world.transactions["ingested_at"]))
+    expected = [tid for tid, lt in zip(frame["transaction_id"], frame["label_timestamp"])
+                if lt <= as_of and ingested[tid] <= as_of]
+    assert table["transaction_id"].tolist() == expected
+    later = R.latest_training_table(world, as_of=as_of + timedelta(days=2), frame=frame)
+    assert set(table["transaction_id"]) < set(later["transaction_id"])
+
+
+def test_snapshot_id_is_the_file_sha256_and_edits_are_refused(tmp_path, frame):
+    ws = Workspace(tmp_path / "ws")
+    table = frame.head(200)[["transaction_id", "amount", "is_fraud"]]
+    snap = R.write_snapshot(ws, table)
+    path = ws.snapshots_dir / f"{snap}.parquet"
+    assert snap == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert R.write_snapshot(ws, table) == snap                          # same content, same id
+    pd.testing.assert_frame_equal(R.load_snapshot(ws, snap), table.reset_index(drop=True))
+    path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(IntegrityError):
+        R.load_snapshot(ws, snap)
+
+
+# -- platform, SLOs ------------------------------------------------------------------------
+def test_replica_misses_exactly_the_unrestored_shards(world, now, replica, frame):
+    users = sorted(set(world.transactions["user_id"].tolist()))[:60]
+    rows = replica.get_online_features(["user_transaction_stats:txn_count_7d"], [{"user_id": u} for u in users],
+                                       include_timestamps=True)
+    last_seen = world.transactions.groupby("user_id")["event_timestamp"].max()
+    for user, ts in zip(users, rows["user_transaction_stats__event_timestamp"]):
+        in_shard = user % L.N_SHARDS in (1, 3)
+        fresh = now - last_seen[user] <= timedelta(days=7)
+        assert (ts is not None) == (in_shard and fresh), user
+
+
+def test_serve_requests_uses_fallback_exactly_for_missing_keys(world, now, replica, frame):
+    recent = frame[frame["event_timestamp"] >= pd.Timestamp(now - timedelta(days=5))].head(80).reset_index(drop=True)
+    recent.insert(0, "request_id", np.arange(len(recent)))
+    _, model = O.skew_experiment(world, seed=0, frame=frame)
+    fallback = O.fit_fallback(frame)
+    served = O.serve_requests(replica, recent, model, fallback, now=now)
+    missing = served["feature_age_h"].isna()
+    assert missing.any() and (~missing).any()
+    assert served["fallback_used"].tolist() == missing.tolist()
+    assert served["served"].all()
+    unserved = O.serve_requests(replica, recent, model, fallback, now=now, use_fallback=False)
+    assert unserved["served"].tolist() == (~missing).tolist()
+
+
+def test_slo_table_and_stall_match_a_hand_computation():
+    slo = SLO(name="age", kind="freshness", indicator="feature_age_hours", statistic="p95", objective=10.0,
+              window=timedelta(days=1), owner="team", alert=Alert(name="A", severity="critical", route="pager"))
+    ages = np.arange(1.0, 21.0) / 2                       # 0.5 .. 10.0
+    obs = pd.DataFrame({"indicator": "feature_age_hours", "value": ages})
+    table = L.evaluate_slos([slo], obs)
+    assert table.loc[0, "verdict"] == "met"
+    assert table.loc[0, "observed"] == pytest.approx(round(float(np.percentile(ages, 95)), 2))
+    stalled = L.slos_after_delay([slo], obs, 1)
+    assert stalled.loc[0, "verdict"] == "breached" and stalled.loc[0, "fires"]
+    with pytest.raises(ValidationError):
+        L.slos_after_delay([slo], obs, -3)
+
+
+def test_contract_lag_is_the_p90_ingestion_delay(world, now, replica):
+    lags = L.measure_contract_lags(world, replica, now=now).set_index("boundary")
+    delay = sorted(((world.transactions["ingested_at"] - world.transactions["event_timestamp"])
+                    .dt.total_seconds() / 3600).tolist())
+    assert lags.loc["data -> features", "measured_h"] == pytest.approx(percentile_linear(delay, 90), abs=1e-3)
+    assert lags.loc["features -> online", "measured_h"] == 0.0
+
+
+# -- failure modes -------------------------------------------------------------------------
+def test_naive_join_picks_the_latest_row_and_future_rows_are_counted(world):
+    profiles = user_profile_features(world).drop(columns="created_timestamp")
+    rows = world.transactions[["transaction_id", "user_id", "event_timestamp"]].head(300)
+    joined = O.naive_latest_join(rows, profiles, "user_id")
+    latest = profiles.groupby("user_id")["event_timestamp"].max()
+    future = 0
+    for user, ts, ft in zip(joined["user_id"], joined["event_timestamp"], joined["feature_timestamp"]):
+        assert ft == latest[user]
+        future += ft > ts
+    assert O.future_rows(joined) == future > 0
+
+
+def test_skew_mismatch_disappears_with_the_shared_definition(world, frame):
+    result, _ = O.skew_experiment(world, seed=0, frame=frame)
+    assert result["shared_definition"]["score_mismatch_rate"] == 0.0
+    assert result["hand_written_defaults"]["score_mismatch_rate"] > 0.0
+    assert result["rows_with_a_null_default"] > 0
+
+
+def test_drift_response_psi_matches_the_graders_implementation():
+    from mlops_kit.evidence.grading.recompute import psi_from_samples
+
+    rng = np.random.default_rng(5)
+    ref, cur = rng.lognormal(3, 1, 2000), rng.lognormal(3, 1, 2000)
+    out = O.drift_response(ref, cur, magnitude=0.5)
+    assert out["psi"] == pytest.approx(psi_from_samples(ref, cur * 1.5)[0], abs=1e-4)
+    expected = "none" if out["psi"] < 0.1 else "page" if out["psi"] < 0.25 else "mitigate"   # default bands, critical
+    assert out["action"] == expected
+    assert O.drift_response(ref, cur, magnitude=2.0)["action"] == "mitigate"
+    assert O.drift_response(ref, ref)["action"] == "none"
+    assert psi(ref, ref) == 0.0
+
+
+# -- observability and runbook -------------------------------------------------------------
+def test_prediction_log_hashes_and_buckets_independently_recomputed():
+    served = pd.DataFrame({"request_id": [0, 1, 2], "user_id": [7, 7, 9], "amount": [5.0, 50.0, 1500.0],
+                           "feature_age_h": [1.0, None, 3.0], "fallback_used": [False, True, False],
+                           "score": [0.2, 0.05, 0.9]})
+    log = O.prediction_log(served, model_version="m:1", scored_at=pd.Timestamp("2024-03-01", tz="UTC"),
+                           salt="pepper", threshold=0.5)
+    assert log["user_ref"].tolist() == [hashlib.sha256(f"pepper|{u}".encode()).hexdigest()[:16] for u in (7, 7, 9)]
+    assert log["amount_bucket"].tolist() == ["<10", "[50, 200)", ">=1000"]
+    assert log["decision"].tolist() == ["approve", "approve", "review"]
+    raw = served[["request_id", "user_id", "amount"]]
+    assert O.raw_value_hits(log, raw) == {"user_id": 0, "amount": 0}
+    assert O.raw_value_hits(served[["request_id", "user_id", "score"]], raw) == {"user_id": 3, "amount": 0}
+    metrics = O.log_metrics(log)
+    assert metrics["fallback_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    rules = O.evaluate_rules(metrics).set_index("metric")
+    assert rules.loc["fallback_rate", "fires"] and not rules.loc["unserved_rate", "fires"]
+
+
+def test_taxonomy_checks_name_each_problem():
+    signals = {"FeatureFreshnessBurn", "fallback_rate", "FeatureParityBroken", "drift_psi_major",
+               "OnlineLatencyP99", "OnlineLatencyP95", "rows_scanned_per_run"}
+    assert O.check_taxonomy(O.TAXONOMY, signals) == []
+    problems = O.check_taxonomy(O.TAXONOMY[1:], signals - {"rows_scanned_per_run"})
+    assert "incident class 'data outage' is missing" in problems
+    assert any(p.startswith("cost spike: detection signals") for p in problems)
+    assert "| data outage | SEV1 |" in O.render_runbook(O.TAXONOMY, slos=L.default_slos())
+
+
+# -- grading criteria on hand-built packs -------------------------------------------------
+def _ctx(tmp_path, files: dict[str, object]) -> GradingContext:
+    for rel, content in files.items():
+        path = tmp_path / "ch01" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, pd.DataFrame):
+            content.to_csv(path, index=False)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(json.dumps(content), encoding="utf-8")
+    return GradingContext(tmp_path, {}, [])
+
+
+def test_grade_snapshots_rehashes_the_file(tmp_path):
+    data = b"snapshot-bytes"
+    sid = hashlib.sha256(data).hexdigest()
+    claim = {"snapshot_id": sid, "snapshot_file": "snap.parquet", "tolerance": 1e-9,
+             "snapshot_runs": [{"fingerprint": sid, "auc": 0.8}, {"fingerprint": sid, "auc": 0.8}],
+             "latest_runs": [{"fingerprint": "a", "auc": 0.7}, {"fingerprint": "b", "auc": 0.75}]}
+    assert grade_snapshots(_ctx(tmp_path / "ok", {"reproducibility.json": claim, "snap.parquet": data})).level == 4
+    bad = _ctx(tmp_path / "bad", {"reproducibility.json": claim, "snap.parquet": data + b"!"})
+    assert grade_snapshots(bad).level == 0
+
+
+def test_grade_asof_join_recounts_future_rows(tmp_path):
+    sample = pd.DataFrame({"event_timestamp": ["2024-01-02T00:00:00Z"] * 3,
+                           "naive_feature_timestamp": ["2024-01-05T00:00:00Z", "2024-01-01T00:00:00Z", None],
+                           "pit_feature_timestamp": ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", None]})
+    honest = {"sample_future_rows_naive": 1, "sample_future_rows_pit": 0}
+    assert grade_asof_join(_ctx(tmp_path / "a", {"asof_join.json": honest, "asof_join_sample.csv": sample})).level == 4
+    lie = {"sample_future_rows_naive": 1, "sample_future_rows_pit": 0}
+    leaky = sample.assign(pit_feature_timestamp=sample["naive_feature_timestamp"])
+    assert grade_asof_join(_ctx(tmp_path / "b", {"asof_join.json": lie, "asof_join_sample.csv": leaky})).level == 0
+
+
+def test_grade_prediction_log_catches_a_raw_amount(tmp_path):
+    raw = pd.DataFrame({"request_id": [0, 1], "user_id": [7, 9], "amount": [5.0, 60.0]})
+    log = pd.DataFrame({"request_id": [0, 1], "model_version": "m", "feature_age_h": [1.0, None],
+                        "fallback_used": [False, True], "user_ref": ["ab12cd34", "ef56ab78"],
+                        "amount_bucket": ["<10", "[50, 200)"], "score": [0.1, 0.2]})
+    spec = {"amount_edges": [10, 50, 200, 1000], "metrics": {"fallback_rate": 0.5},
+            "fallback_rule_threshold": 0.05, "fallback_rule_fires": True}
+    files = {"prediction_log.csv": log, "scoring_requests.csv": raw, "observability.json": spec}
+    assert grade_prediction_log(_ctx(tmp_path / "ok", files)).level == 4
+    leaked = {**files, "prediction_log.csv": log.assign(score=[0.1, 60.0])}
+    assert grade_prediction_log(_ctx(tmp_path / "raw", leaked)).level == 0
+    wrong_bucket = {**files, "prediction_log.csv": log.assign(amount_bucket=["<10", "[10, 50)"])}
+    assert grade_prediction_log(_ctx(tmp_path / "bucket", wrong_bucket)).level == 0
+
+
+def test_grade_slos_recomputes_the_verdicts(tmp_path):
+    slos = [s.to_dict() for s in L.default_slos()]
+    slos.append(SLO(name="nulls", kind="quality", indicator="feature_null", statistic="rate", objective=0.05,
+                    window=timedelta(days=1), owner="t", alert=Alert(name="N", severity="warning", route="q")).to_dict())
+    rng = np.random.default_rng(2)
+    obs = pd.concat([pd.DataFrame({"indicator": "feature_age_hours", "value": rng.uniform(0, 100, 50)}),
+                     pd.DataFrame({"indicator": "online_read_ms", "value": rng.uniform(0, 2, 50)}),
+                     pd.DataFrame({"indicator": "parity_mismatch", "value": np.zeros(50)}),
+                     pd.DataFrame({"indicator": "feature_null", "value": (np.arange(50) < 1).astype(float)})])
+    results = L.evaluate_slos([SLO.from_dict(s) for s in slos], obs)
+    files = {"slos.json": {"slos": slos}, "slo_observations.csv": obs,
+             "slo_results.json": {"results": results.to_dict("records")}}
+    assert grade_slos(_ctx(tmp_path / "ok", files)).level == 4
+    flipped = results.assign(verdict=np.where(results["slo"] == "nulls", "breached", results["verdict"]))
+    files_bad = {**files, "slo_results.json": {"results": flipped.to_dict("records")}}
+    assert grade_slos(_ctx(tmp_path / "bad", files_bad)).level == 0
+
+
+def test_grade_leakage_auc_recomputes_from_scores(tmp_path):
+    rng = np.random.default_rng(4)
+    n = 400
+    y = rng.integers(0, 2, 2 * n)
+    period = ["offline_test"] * n + ["production"] * n
+    leaky = np.where(np.arange(2 * n) < n, y * 0.8 + rng.random(2 * n) * 0.3, rng.random(2 * n))
+    pit = y * 0.3 + rng.random(2 * n)
+    scores = pd.DataFrame({"period": period, "is_fraud": y, "score_leaky": leaky, "score_pit": pit})
+    off, prod = scores[:n], scores[n:]
+    stated = {"offline_leaky_auc": roc_auc_score(off.is_fraud, off.score_leaky),
+              "offline_pit_auc": roc_auc_score(off.is_fraud, off.score_pit),
+              "production_leaky_auc": roc_auc_score(prod.is_fraud, prod.score_leaky),
+              "production_pit_auc": roc_auc_score(prod.is_fraud, prod.score_pit)}
+    ctx = _ctx(tmp_path / "ok", {"leakage_auc.json": stated})
+    scores.to_parquet(tmp_path / "ok" / "ch01" / "leakage_scores.parquet", index=False)
+    from mlops_kit.evidence.grading.ch01 import grade_leakage_auc, grade_runbook
+
+    assert grade_leakage_auc(ctx).level == 4
+    (tmp_path / "ok" / "ch01" / "leakage_auc.json").write_text(
+        json.dumps({**stated, "production_leaky_auc": stated["production_leaky_auc"] + 0.01}))
+    assert grade_leakage_auc(ctx).level == 0
+    runbook = O.render_runbook(O.TAXONOMY, slos=L.default_slos())
+    assert grade_runbook(_ctx(tmp_path / "rb", {"runbook.md": runbook.encode()})).level == 4
+    cut = runbook.replace("| cost spike |", "| budget |")
+    assert grade_runbook(_ctx(tmp_path / "rb2", {"runbook.md": cut.encode()})).level == 0
+
+
+def test_grade_drift_psi_contrast(tmp_path):
+    from mlops_kit.evidence.grading.ch01 import grade_drift_psi
+
+    rng = np.random.default_rng(6)
+    ref = pd.DataFrame({"amount": rng.lognormal(3, 1, 1500)})
+    stable = pd.DataFrame({"amount": rng.lognormal(3, 1, 1500)})
+    shifted = pd.DataFrame({"amount": rng.lognormal(3.8, 1, 1500)})
+    claim = {"reference": "r.csv", "features": [
+        {"column": "amount", "current": f"{n}.csv", "bins": 10, **O.drift_response(ref.amount, f.amount)}
+        for n, f in (("s", stable), ("c", shifted))]}
+    files = {"r.csv": ref, "s.csv": stable, "c.csv": shifted, "drift_psi.json": claim}
+    assert grade_drift_psi(_ctx(tmp_path / "ok", files)).level == 4
+    claim["features"][1]["psi"] += 0.01
+    assert grade_drift_psi(_ctx(tmp_path / "bad", files)).level == 0
+
+
+def test_train_and_score_is_deterministic_and_uses_a_time_split(world, frame):
+    table = R.latest_training_table(world, as_of=world.scenario.end + timedelta(days=30), frame=frame)
+    first, second = R.train_and_score(table, seed=1), R.train_and_score(table, seed=1)
+    assert first == second
+    assert first["n_train"] + first["n_test"] == first["rows"] == len(table)

@@ -1,0 +1,261 @@
+"""Chapter 5 lab functions and grading criteria, against hand-computed values and plain loops."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from mlops_kit.errors import ValidationError
+from mlops_kit.evidence.grading.base import GradingContext, MissingEvidence
+from mlops_kit.evidence.grading.ch05 import (grade_feature_rollback, grade_incident_measures, grade_partial_vs_full,
+                                             grade_postmortem_actions, grade_rollback_after_breach, grade_routing)
+from mlops_kit.labs import ch05 as L
+from mlops_kit.labs import ch05_ops as O
+from mlops_kit.rollout import RiskBudget, incident_report
+from mlops_kit.workspace import Workspace
+
+M, H = timedelta(minutes=1), timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return L.make_world(seed=3)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, world):
+    ws = Workspace(tmp_path_factory.mktemp("ch05"))
+    registry, clock = L.lab_registry(ws)
+    models, stable_v, cand_v = L.release_pair(registry, clock, "fraud", world)
+    bad = L.run_canary(world, models, seed=3)
+    good = L.run_canary(world, L.release_pair(registry, clock, "fraud_good", world)[0], bad=False, seed=3)
+    return {"ws": ws, "registry": registry, "clock": clock, "bad": bad, "good": good, "stable_v": stable_v,
+            "cand_v": cand_v}
+
+
+def test_bad_canary_aborts_through_the_registry_and_good_one_completes(lab):
+    bad, good, reg = lab["bad"], lab["good"], lab["registry"]
+    assert bad.status == "aborted" and good.status == "completed"
+    assert reg.get_model_version_by_alias("fraud", "deployed-prod").version == lab["stable_v"]
+    moves = [e.action for e in reg.alias_history("fraud", "deployed-prod")]
+    assert moves == ["deploy", "deploy", "rollback"]
+    t_abort = bad.events.loc[bad.events["kind"] == "abort", "time"].iloc[0]
+    after = bad.requests[bad.requests["event_timestamp"] >= t_abort]
+    assert (after["arm"] == "candidate").sum() == 0
+
+
+def test_exposure_intervals_match_a_plain_loop(lab):
+    bad = lab["bad"]
+    iv = L.exposure_intervals(bad)
+    starts = list(pd.to_datetime(iv["start"], utc=True))
+    counts = [0] * len(starts)
+    seg = [0] * len(starts)
+    for t, arm, s, hit in zip(bad.requests["event_timestamp"], bad.requests["arm"], bad.requests["segment"],
+                              bad.requests["affected"]):
+        k = max(i for i, st in enumerate(starts) if st <= t)
+        counts[k] += int(hit)
+        seg[k] += int(arm == "candidate" and s == L.BAD_SEGMENT)
+    assert iv["n_affected"].tolist() == counts
+    assert iv["n_candidate_on_segment"].tolist() == seg
+    rep = incident_report(bad, L.bad_fault())
+    assert iv["n_affected"].sum() == rep.exposure > 0
+
+
+def test_routing_report_counts_flips_and_shares_by_hand():
+    t = pd.Timestamp("2025-03-01T01:00:00Z")
+    intervals = pd.DataFrame({"start": [t, t + 5 * M], "end": [t + 5 * M, t + 10 * M],
+                              "status": ["progressing"] * 2, "weight": [50.0, 50.0]})
+    requests = pd.DataFrame({"key": [1, 1, 2, 3, 4, 4], "event_timestamp": [t + i * M for i in range(6)],
+                             "arm": ["candidate", "stable", "stable", "candidate", "candidate", "candidate"]})
+    out = L.routing_report(requests, intervals)
+    assert out["keys_that_changed_arm_within_a_step"] == 1     # key 1
+    step = out["steps"][0]
+    assert step["keys"] == 4 and step["requests"] == 6
+    assert step["candidate_key_share_pct"] == 75.0              # first arm per key: 1 c, 2 s, 3 c, 4 c
+
+
+def test_routing_of_a_real_canary_is_sticky(lab):
+    out = L.routing_report(lab["good"].requests, lab["good"].intervals)
+    assert out["keys_that_changed_arm_within_a_step"] == 0
+    assert [s["weight_pct"] for s in out["steps"]] == [15.0, 25.0, 50.0]
+    assert all(s["within_tolerance"] for s in out["steps"])
+
+
+def test_budget_table_by_hand():
+    tab = L.budget_table((5, 25, 50, 100), bake=30 * M, budget=RiskBudget(max_exposure_pct=10, max_duration=2 * H))
+    assert tab["pct_hours"].tolist() == [2.5, 12.5, 25.0]
+    assert tab["cumulative"].tolist() == [2.5, 15.0, 40.0]
+    assert tab["within_budget"].tolist() == [True, True, False]     # budget 20 percent-hours
+    with pytest.raises(ValidationError):
+        L.budget_table((5,), bake=30 * M, budget=20)
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValidationError, match="scale"):
+        L.make_world(seed=1, scale=100)
+    with pytest.raises(ValidationError, match="seed"):
+        L.make_world(seed=-1)
+    with pytest.raises(ValidationError, match="window_min"):
+        L.guardrails(window_min=7)
+    with pytest.raises(ValidationError, match="matrix_errors"):
+        O.matrix_errors(["model"])
+
+
+def test_feature_drill_stale_cache_then_rematerialized(tmp_path, world):
+    ws = Workspace(tmp_path)
+    store, clock = O.feature_store(ws, world, seed=3)
+    drill = O.feature_drill(store, clock, ws, world, seed=3)
+    phases = {p["phase"]: p for p in drill["phases"]}
+    # v1's last materialized row is stamped 01:50; read at 03:25 it is 95 min old > TTL 90 min
+    assert phases["flag-only rollback"]["missing_feature_rate"] == 1.0
+    assert phases["flag-only rollback"]["parity_missing_online"] == 300
+    assert phases["v1 re-materialized"]["missing_feature_rate"] == 0.0
+    assert phases["v1 re-materialized"]["parity_match_rate"] == 1.0
+    # v2 counts over 30 days: about 30/7 times the 7-day count, so scores drop (negative weight)
+    assert phases["v2 released"]["positive_rate"] < phases["v1 live"]["positive_rate"] / 3
+    assert phases["v2 released"]["score_psi_vs_v1"] > 0.25
+    # every v1 row is rewritten: same event time, later created time
+    assert drill["bad_rows_written"] == 6_000
+    assert phases["bad write into v1 table"]["parity_match_rate"] < 0.5
+    assert phases["re-materialized over bad write"]["parity_match_rate"] == \
+        phases["bad write into v1 table"]["parity_match_rate"]
+    assert phases["snapshot restored"]["parity_match_rate"] == 1.0
+
+
+def test_snapshot_restore_refuses_a_changed_file(tmp_path, world):
+    from mlops_kit.errors import IntegrityError
+
+    ws = Workspace(tmp_path)
+    store, clock = O.feature_store(ws, world, seed=3)
+    store.materialize(L.START - H, L.START + H)
+    snap = O.snapshot_online(store, ws, label="t1")
+    with open(ws.snapshots_dir / snap["file"], "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(IntegrityError, match="sha256"):
+        O.restore_online(store, ws, snap)
+    with pytest.raises(ValidationError, match="label"):
+        O.snapshot_online(store, ws, label="../x")
+
+
+def test_rollback_matrix_and_errors():
+    assert O.matrix_errors(dict(O.ROLLBACK_MATRIX)) == []
+    assert len(O.FAILURES) == 7 and set(O.FAILURES) == set(O.ROLLBACK_MATRIX)
+    wrong = {**O.ROLLBACK_MATRIX, "online store holds stale or expired values": "model"}
+    assert len(O.matrix_errors(wrong)) == 1
+    assert O.rollback_matrix(wrong).set_index("failure").loc["online store holds stale or expired values",
+                                                             "roll_back"] == "model"
+
+
+def test_incident_phases_are_ordered_and_diagnosis_names_the_segment(lab):
+    bad = lab["bad"]
+    rep = incident_report(bad, L.bad_fault())
+    ph = O.incident_phases(bad, fault_start=rep.fault_start, diagnosed_at=rep.recovered_at + 20 * M,
+                           verified_at=rep.recovered_at + 30 * M)
+    assert ph["phase"].tolist() == ["triage", "stabilize", "diagnose", "recover"]
+    assert ph["minutes_since_fault"].tolist() == sorted(ph["minutes_since_fault"].tolist())
+    assert ph["minutes_since_fault"].iloc[0] == rep.time_to_detect.total_seconds() / 60
+    diag = O.diagnose_segments(bad.requests, since=L.START + L.WARMUP)
+    assert diag["segment"].iloc[0] == L.BAD_SEGMENT
+    with pytest.raises(ValidationError, match="no alert"):
+        O.incident_phases(lab["good"], fault_start=rep.fault_start, diagnosed_at=rep.recovered_at,
+                          verified_at=rep.recovered_at)
+
+
+def test_explore_canary_summary(world):
+    summary, figs = L.explore_canary(world, first_step=5, seed=3)
+    assert summary["status"] == "aborted" and summary["steps"] == [5, 25, 50, 100]
+    assert summary["minutes_to_abort"] > 0 and len(figs) == 2 and all(f.axes for f in figs)
+    # a 1 % first step starves the error/latency analysis: the canary pauses for a human decision
+    assert L.explore_canary(world, first_step=1, seed=3)[0]["status"] == "paused"
+
+
+# ----------------------------------------------------------------------------------- grading
+def _pack(tmp_path, lab):
+    bad, d = lab["bad"], tmp_path / "ch05"
+    d.mkdir(parents=True)
+    rep = incident_report(bad, L.bad_fault())
+    bad.events.to_csv(d / "canary_events.csv", index=False)
+    bad.measurements.assign(window=bad.measurements["window"].dt.total_seconds()).to_csv(
+        d / "canary_measurements.csv", index=False)
+    L.exposure_intervals(bad).to_csv(d / "canary_intervals.csv", index=False)
+    (d / "incident.json").write_text(json.dumps(rep.to_dict()))
+    good = lab["good"]
+    good.requests[["key", "event_timestamp", "arm"]].to_csv(d / "canary_good_routing.csv", index=False)
+    good.intervals[["start", "end", "status", "weight"]].to_csv(d / "canary_good_intervals.csv", index=False)
+    return GradingContext(tmp_path, None, []), d, rep
+
+
+def test_grading_accepts_a_true_record_and_rejects_edits(tmp_path, lab):
+    ctx, d, rep = _pack(tmp_path, lab)
+    assert grade_rollback_after_breach(ctx).level == 4
+    assert grade_incident_measures(ctx).level == 4
+    assert grade_routing(ctx).level == 4
+    inc = json.loads((d / "incident.json").read_text())
+    (d / "incident.json").write_text(json.dumps({**inc, "exposure": inc["exposure"] - 5}))
+    assert grade_incident_measures(ctx).level == 0
+    ev = pd.read_csv(d / "canary_events.csv")
+    ev.loc[ev["kind"] == "abort", "time"] = "2025-03-01 01:00:00+00:00"   # abort before the breach
+    ev.to_csv(d / "canary_events.csv", index=False)
+    assert grade_rollback_after_breach(ctx).level == 0
+    iv = pd.read_csv(d / "canary_intervals.csv")
+    iv.loc[iv.index[-1], "n_candidate"] = 3
+    iv.to_csv(d / "canary_intervals.csv", index=False)
+    rt = pd.read_csv(d / "canary_good_routing.csv")
+    in_step = (rt["arm"] == "stable") & (pd.to_datetime(rt["event_timestamp"], utc=True) >= L.START + L.WARMUP)
+    rt.loc[rt.index[in_step][:50], "arm"] = "candidate"                  # flip some requests' arm in a step
+    rt.to_csv(d / "canary_good_routing.csv", index=False)
+    assert grade_routing(ctx).level == 0
+
+
+def test_grading_partial_feature_and_postmortem(tmp_path):
+    d = tmp_path / "ch05"
+    d.mkdir()
+    ctx = GradingContext(tmp_path, None, [])
+    check = lambda name, obs, exp: {"name": name, "observed": obs, "expected": exp, "passed": obs == exp}  # noqa: E731
+    data = {"partial": [check("flag threshold", 0.3, 0.5), check("serving alias", "1", "1")],
+            "full": [check("flag threshold", 0.5, 0.5), check("serving alias", "1", "1")],
+            "decline_rates": {"baseline (warm-up)": 0.02, "after model-only rollback": 0.04, "after restore": 0.021}}
+    (d / "rollback_checks.json").write_text(json.dumps(data))
+    pd.DataFrame({"to": [1, 2, 1], "action": ["deploy", "deploy", "rollback"]}).to_csv(
+        d / "alias_history_fraud_flags.csv", index=False)
+    assert grade_partial_vs_full(ctx).level == 4
+    data["partial"][0]["passed"] = True                        # a stated result that contradicts the values
+    (d / "rollback_checks.json").write_text(json.dumps(data))
+    assert grade_partial_vs_full(ctx).level == 0
+    row = lambda phase, missing, psi, parity: {"phase": phase, "missing_feature_rate": missing,  # noqa: E731
+                                               "score_psi_vs_v1": psi, "parity_match_rate": parity}
+    pd.DataFrame([{"phase": "v1 live", "missing_feature_rate": 0, "score_psi_vs_v1": 0, "parity_match_rate": 1},
+                  row("re-materialized over bad write", 0, 1, 0.1), row("snapshot restored", 0, 0, 1),
+                  row("v2 released", 0, 2.0, 1), row("flag-only rollback", 1, 1.5, 0),
+                  row("v1 re-materialized", 0, 0.01, 1)]).to_csv(d / "feature_rollback_phases.csv", index=False)
+    O.rollback_matrix().to_csv(d / "rollback_matrix.csv", index=False)
+    assert grade_feature_rollback(ctx).level == 4
+    wrong = O.rollback_matrix({"canary routing or cohort override wrong": "model"})
+    wrong.to_csv(d / "rollback_matrix.csv", index=False)
+    assert grade_feature_rollback(ctx).level == 2
+    phases = pd.read_csv(d / "feature_rollback_phases.csv")
+    phases.loc[phases["phase"] == "re-materialized over bad write", "parity_match_rate"] = 1.0  # claims a repair
+    phases.to_csv(d / "feature_rollback_phases.csv", index=False)
+    assert grade_feature_rollback(ctx).level == 0
+    (d / "incident.json").write_text(json.dumps({"time_to_detect_s": 1500.0, "time_to_recover_s": 1500.0}))
+    (d / "corrective_actions.json").write_text(json.dumps([{"id": "CA-1", "passed": True}]))
+    md = "- Time to detect: 25 min\n- Time to recover: 25 min\n\n| CA-1 | act | me | spec | PASS |\n"
+    (d / "postmortem.md").write_text(md)
+    assert grade_postmortem_actions(ctx).level == 4
+    (d / "postmortem.md").write_text(md.replace("| PASS |", "| FAIL (x) |"))
+    assert grade_postmortem_actions(ctx).level == 0
+    (d / "corrective_actions.json").unlink()
+    with pytest.raises(MissingEvidence):
+        grade_postmortem_actions(ctx)
+
+
+def test_rubric_has_a_row_for_every_chapter5_criterion():
+    from mlops_kit.evidence import load_rubric
+    from mlops_kit.evidence.grading import registered_criteria
+
+    rows = {c.id for c in load_rubric() if c.id.startswith("C5.")}
+    functions = {k for k in registered_criteria() if k.startswith("C5.")}
+    assert rows == functions == {"C5.run", "C5.checks", "C5.quiz", *(f"C5.{k}" for k in range(1, 7))}
