@@ -27,6 +27,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import DefinitionError, ValidationError
+from ..quality import psi
 
 __all__ = ["METRICS", "STATISTICS", "Guardrail", "Measurement", "RiskBudget", "psi"]
 
@@ -39,34 +40,12 @@ ACTIONS = ("abort", "fallback", "alert")
 VERDICTS = ("pass", "breach", "fail", "inconclusive")
 
 
-def psi(reference: Any, current: Any, bins: int = 10) -> float:
-    """Population stability index of ``current`` against ``reference``.
-
-    Interior edges are the reference quantiles at 1/bins … (bins-1)/bins (numpy's linear
-    method), duplicates removed; bins are (-inf, e1), [e1, e2), …, [e_last, inf); a zero
-    share becomes 0.0001; PSI = sum((cur - ref) * ln(cur / ref)).
-
-    Examples
-    --------
-    >>> round(psi([1, 2, 3, 4], [1, 2, 3, 4], bins=2), 6)
-    0.0
-    """
-    ref = np.asarray(reference, dtype=float)
-    cur = np.asarray(current, dtype=float)
-    if not isinstance(bins, (int, np.integer)) or isinstance(bins, bool) or bins < 2:
-        raise ValidationError(f"psi: bins must be an integer >= 2, got {bins!r}.", fix="Use bins=10.")
-    if ref.ndim != 1 or cur.ndim != 1 or ref.size == 0 or cur.size == 0:
-        raise ValidationError(
-            f"psi: reference and current must be non-empty 1-D samples, got sizes {ref.size}, {cur.size}.",
-            fix="Pass two non-empty arrays of scores.",
-        )
-    if not (np.isfinite(ref).all() and np.isfinite(cur).all()):
-        raise ValidationError("psi: samples contain NaN or infinite values.", fix="Drop them first.")
-    return psi_against(psi_reference(ref, bins), cur)
-
-
 def psi_reference(reference: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's interior edges and bin shares (zero shares already replaced)."""
+    """The reference's interior edges and bin shares (zero shares already replaced).
+
+    With :func:`psi_against` this is ``mlops_kit.quality.psi`` split in two, so that a
+    guardrail bins its reference once and scores every window against it.
+    """
     edges = np.unique(np.quantile(reference, np.arange(1, bins) / bins))
     share = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1) / reference.size
     return edges, np.where(share == 0, 1e-4, share)

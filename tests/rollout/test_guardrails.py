@@ -63,8 +63,9 @@ def test_psi_matches_reference_loop(ref, cur, bins):
     assert psi(ref, ref, bins=bins) == pytest.approx(0.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("args,match", [(([], [1.0]), "non-empty"), (([1.0], [np.nan]), "NaN"),
-                                        (([1.0], [1.0], 1), "bins")])
+@pytest.mark.parametrize("args,match", [(([], [1.0]), "no non-null values"),
+                                        (([1.0], [np.nan]), "no non-null values"),
+                                        (([1.0], [np.inf]), "infinite"), (([1.0], [1.0], 1), "bins")])
 def test_psi_bad_input(args, match):
     with pytest.raises(ValidationError, match=match):
         psi(*args)
@@ -105,3 +106,16 @@ def test_risk_budget():
         RiskBudget(max_exposure_pct=0, max_duration=timedelta(hours=1))
     with pytest.raises(DefinitionError, match="max_duration"):
         RiskBudget(max_exposure_pct=5, max_duration=timedelta(0))
+
+
+@settings(max_examples=150, deadline=None)
+@given(ref=st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=200),
+       cur=st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=200),
+       bins=st.integers(2, 12))
+def test_prepared_psi_equals_the_quality_definition(ref, cur, bins):
+    """The guardrail's bin-once fast path is the same statistic as mlops_kit.quality.psi."""
+    from mlops_kit.quality import psi as quality_psi
+    from mlops_kit.rollout.guardrails import psi_against, psi_reference
+
+    fast = psi_against(psi_reference(np.asarray(ref), bins), np.asarray(cur))
+    assert fast == pytest.approx(quality_psi(ref, cur, bins=bins), rel=1e-12, abs=1e-12)
