@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import DefinitionError, ValidationError
+from ..errors import DefinitionError
 from ..quality import psi
 
 __all__ = ["METRICS", "STATISTICS", "Guardrail", "Measurement", "RiskBudget", "psi"]
