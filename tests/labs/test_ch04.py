@@ -206,3 +206,14 @@ def test_grading_recomputes_prediction_log_and_tamper(tmp_path, data, scorers):
     bad = dict(tamper, edited_seq=seq + 1)
     (ctx.pack / "ch04" / "audit_tamper.json").write_text(json.dumps(bad))
     assert grading.grade_tamper_detected(ctx).level == 0
+
+
+def test_gate_checker_reports_a_stub_as_not_done():
+    from mlops_kit.errors import ExerciseNotDoneError
+    from mlops_kit.labs.ch04_ops import check_gate_function
+
+    def stub(*_args, **_kwargs):
+        raise ExerciseNotDoneError("Exercise 4.1: not done yet")
+
+    with pytest.raises(ExerciseNotDoneError, match="not done yet"):
+        check_gate_function(stub)
