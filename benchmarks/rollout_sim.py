@@ -146,8 +146,8 @@ def main() -> None:
     lines = [
         "## Rollout simulator (`benchmarks/rollout_sim.py`)", "",
         f"`python benchmarks/rollout_sim.py{' --online' if args.online else ''}` (recorded {date.today()}). "
-        "The machine is shared with other jobs and was loaded during the run: read the ratios, not the "
-        "absolute seconds.", "",
+        + ("The machine was loaded by other jobs during the run: read the ratios, not the absolute seconds."
+           if load0[0] >= 1.0 else "The load average was below 1 at start (a quiet machine)."), "",
         f"- machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"load average {load0[0]:.1f}, {load0[1]:.1f}, {load0[2]:.1f} at start; peak RSS {rss:.0f} MB",
         f"- sizes: {args.requests:,} requests from {max(1000, args.requests // 10):,} users over 7 days, "
