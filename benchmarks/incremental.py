@@ -160,12 +160,13 @@ def record(lines: list[str], args) -> None:
         HEADING, "",
         f"`python benchmarks/incremental.py --rows {args.rows} --repeat {args.repeat}` "
         f"(median of {args.repeat}; recorded {datetime.now(timezone.utc):%Y-%m-%d}).",
-        "The machine is shared with other jobs and was loaded during the run: read the ratios, "
-        "not the absolute seconds.", "", *lines, "",
+        ("The machine was loaded by other jobs during the run: read the ratios, not the absolute "
+         "seconds." if os.getloadavg()[0] >= 1.5 else "The machine was otherwise idle (load average "
+         "below 1.5 during the run)."), "", *lines, "",
         "Rows scanned are the rows of every Parquet file a run read (footer counts). The "
         "incremental update re-reads the partitions inside the longest window of each affected "
         "day, so its saving shrinks as the longest window grows. Its time saving exceeds its "
-        "scan saving because it also rewrites only the affected output days (4 of 61).", ""])
+        "scan saving because it also rewrites only the affected output days (4 of 61).", "", ""])
     start = text.find(HEADING)
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + body
