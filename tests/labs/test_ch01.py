@@ -311,3 +311,46 @@ def test_train_and_score_is_deterministic_and_uses_a_time_split(world, frame):
     first, second = R.train_and_score(table, seed=1), R.train_and_score(table, seed=1)
     assert first == second
     assert first["n_train"] + first["n_test"] == first["rows"] == len(table)
+
+
+# -- presentation helpers (ch01_views) -----------------------------------------------------
+def test_views_records_and_tables_match_hand_built_values():
+    from mlops_kit.labs import ch01_views as V
+
+    drift = {"stable": {"psi": 0.01, "level": "none", "action": "none"},
+             "current": {"psi": 0.4, "level": "major", "action": "mitigate"}}
+    assert V.drift_psi_record(drift) == {"reference": "drift_reference.csv", "features": [
+        {"column": "amount", "current": "drift_stable.csv", "psi": 0.01, "bins": 10, "level": "none", "action": "none"},
+        {"column": "amount", "current": "drift_current.csv", "psi": 0.4, "bins": 10, "level": "major",
+         "action": "mitigate"}]}
+    phase = pd.DataFrame({"served": [True, True, False, True], "fallback_used": [False, True, False, False],
+                          "feature_age_h": [1.0, None, None, 2.0]})
+    table = V.outage_table({"a": phase, "b": phase.assign(served=True)})
+    assert table.loc["a"].to_dict() == {"served": 0.75, "served_by_fallback": 0.25, "missing_keys": 0.5}
+    assert table.loc["b", "served"] == 1.0 and list(table.index) == ["a", "b"]
+    rules = pd.DataFrame({"metric": ["unserved_rate", "fallback_rate"], "threshold": [0.01, 0.05],
+                          "fires": [False, True]})
+    record = V.observability_record({"fallback_rate": 0.3}, rules, rules.assign(fires=False), {"user_id": 0})
+    assert record["fallback_rule_threshold"] == 0.05 and record["fallback_rule_fires"] is True
+    assert record["amount_edges"] == [10, 50, 200, 1000] and record["raw_value_hits"] == {"user_id": 0}
+    assert record["rules"][1] == {"metric": "fallback_rate", "threshold": 0.05, "fires": True}
+    assert not any(r["fires"] for r in record["healthy_rules"])
+
+
+def test_views_figures_draw_the_given_numbers():
+    import matplotlib.pyplot as plt
+
+    from mlops_kit.labs import ch01_views as V
+
+    aucs = {"offline_leaky_auc": 0.9, "offline_pit_auc": 0.8, "production_leaky_auc": 0.7, "production_pit_auc": 0.82}
+    fig = V.plot_leakage_gap(aucs)
+    assert [round(p.get_height(), 6) for p in fig.axes[0].patches] == [0.9, 0.8, 0.7, 0.82]
+    plt.close(fig)
+    rng = np.random.default_rng(1)
+    samples = {n: pd.DataFrame({"amount": rng.lognormal(3 + i * 0.5, 1, 500)}) for i, n in
+               enumerate(("reference", "stable", "current"))}
+    fig = V.plot_drift_amounts(samples, {"stable": {"psi": 0.012}, "current": {"psi": 0.3}})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["reference, days 20-30", "stable, days 30-40 (PSI 0.012)", "current, days 45-60 (PSI 0.300)"]
+    assert fig.axes[0].get_xscale() == "log"
+    plt.close(fig)

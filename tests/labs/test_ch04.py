@@ -217,3 +217,25 @@ def test_gate_checker_reports_a_stub_as_not_done():
 
     with pytest.raises(ExerciseNotDoneError, match="not done yet"):
         check_gate_function(stub)
+
+
+def test_alias_split_and_approval_attempts(tmp_path, data, scorers):
+    from mlops_kit.labs import ch04_gov as gov
+
+    reg, clock = _registry_with_versions(tmp_path, data, scorers)
+    assert gov.alias_split(reg, ch04.MODEL) == {"approved-prod": 1, "deployed-prod": 1}
+    assert gov.resolve_alias(reg, ch04.MODEL, "shadow") is None
+    for stage in ("candidate", "staging"):
+        reg.promote(ch04.MODEL, 2, stage, actor="ana")
+    reg.approval_rule = ApprovalRule(required_roles=("ml-owner", "risk"),
+                                     principals={"ana": ["ml-engineer"], "raj": ["ml-owner"], "lee": ["risk"]})
+    start = clock()
+    log = gov.approval_attempts(reg, ch04.MODEL, 2, [("ana", "ml-owner"), ("raj", "ml-owner"), ("lee", "risk")],
+                                clock=clock, early_promote=("ana", "raj"))
+    assert [(e["actor"], e["role"], e["result"].split(":")[0]) for e in log] == [
+        ("ana", "ml-owner", "refused"), ("raj", "promote", "refused"), ("raj", "ml-owner", "recorded"),
+        ("lee", "risk", "recorded")]
+    assert clock() - start == timedelta(minutes=15)
+    approvals = [a.to_dict() for a in reg.approvals(ch04.MODEL, 2)]
+    assert sorted((a["actor"], a["role"]) for a in approvals) == [("lee", "risk"), ("raj", "ml-owner")]
+    assert gov.alias_split(reg, ch04.MODEL) == {"approved-prod": 1, "deployed-prod": 1}
