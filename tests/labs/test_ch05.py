@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import matplotlib.dates as mdates
 import pandas as pd
 import pytest
 
@@ -14,7 +15,8 @@ from mlops_kit.evidence.grading.ch05 import (grade_feature_rollback, grade_incid
                                              grade_postmortem_actions, grade_rollback_after_breach, grade_routing)
 from mlops_kit.labs import ch05 as L
 from mlops_kit.labs import ch05_ops as O
-from mlops_kit.rollout import RiskBudget, incident_report
+from mlops_kit.labs import ch05_review as R
+from mlops_kit.rollout import CheckResult, RiskBudget, incident_report
 from mlops_kit.workspace import Workspace
 
 M, H = timedelta(minutes=1), timedelta(hours=1)
@@ -259,3 +261,111 @@ def test_rubric_has_a_row_for_every_chapter5_criterion():
     rows = {c.id for c in load_rubric() if c.id.startswith("C5.")}
     functions = {k for k in registered_criteria() if k.startswith("C5.")}
     assert rows == functions == {"C5.run", "C5.checks", "C5.quiz", *(f"C5.{k}" for k in range(1, 7))}
+
+
+# ------------------------------------------------------------------- notebook helpers (ch05_review)
+
+
+def test_harm_by_mode_by_hand():
+    traffic = pd.DataFrame({"segment": ["high_value"] * 2 + ["regular"] * 8})
+    budget = RiskBudget(max_exposure_pct=25, max_duration=2 * H)          # 50 percent-hours
+    plan = pd.DataFrame({"cumulative": [1.0, 3.5]})
+    modes, bound = R.harm_by_mode(traffic, budget=budget, plan=plan, hours=2)
+    # 5 requests per hour, 20 % of them on the segment: 0.5 x 5 x 0.2 = 0.5 requests
+    assert bound == pytest.approx(0.5)
+    assert modes == {"batch_exposed_requests": 2, "online_budget_bound_requests": 0.5, "ratio": 4.0,
+                     "budget_pct_hours": 50.0, "plan_pct_hours": 3.5}
+
+
+def test_runs_summary_matches_plain_counts(lab):
+    runs = {"bad": lab["bad"], "good": lab["good"]}
+    table = R.runs_summary(runs)
+    assert table["strategy"].tolist() == ["bad", "good"]
+    for (name, r), row in zip(runs.items(), table.to_dict(orient="records")):
+        assert row["status"] == r.status
+        assert row["candidate_requests"] == sum(1 for a in r.requests["arm"] if a == "candidate")
+        assert row["shadowed"] == sum(1 for s in r.requests["shadow_score"] if pd.notna(s))
+        assert row["events"].split(" > ") == list(r.events["kind"])
+
+
+def test_incident_measures_and_figures(lab, world):
+    bad = lab["bad"]
+    rep = incident_report(bad, L.bad_fault())
+    m = R.incident_measures(bad, rep, world["traffic"])
+    rec_at = pd.Timestamp(rep.recovered_at)
+    after = sum(1 for t, a in zip(bad.requests["event_timestamp"], bad.requests["arm"]) if t >= rec_at and a == "candidate")
+    on_segment = sum(1 for s in world["traffic"]["segment"] if s == L.BAD_SEGMENT)
+    assert m["candidate_requests_after_recovery"] == after == 0
+    assert m["time_to_detect_min"] == rep.time_to_detect / M and m["time_to_recover_min"] == rep.time_to_recover / M
+    assert m["exposure_requests"] == rep.exposure and m["candidate_requests_during_fault"] == rep.bad_arm_requests
+    assert m["share_of_segment_exposed_pct"] == round(100 * rep.exposure / on_segment, 2)
+    figs = R.incident_figures(bad, hours=3)
+    assert list(figs) == ["incident_traffic_split", "incident_guardrails"]
+    lo, hi = figs["incident_traffic_split"].axes[0].get_xlim()
+    assert (lo, hi) == pytest.approx((mdates.date2num(L.START), mdates.date2num(L.START + 3 * H)))
+
+
+def test_decline_rates_by_hand():
+    times = [L.START + k * 30 * M for k in range(12)]                       # 00:00, 00:30, ... 05:30
+    decision = [0, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    rates = R.decline_rates(pd.DataFrame({"event_timestamp": pd.to_datetime(times), "decision": decision}))
+    # [0 h, 1 h): 0, 1 -> 0.5; [2.5 h, 3 h): 1; [3 h, 4 h): 1, 1 -> 1; [4 h, 6 h): 0, 0, 0, 0 -> 0
+    assert rates == {"baseline (warm-up)": 0.5, "released (threshold 0.3)": 1.0,
+                     "after model-only rollback": 1.0, "after restore": 0.0}
+
+
+def test_rollback_checks_table_and_alias_moves(lab):
+    partial = [CheckResult(name="flags", passed=False, observed=0.3, expected=0.5)]
+    full = [CheckResult(name="alias", passed=True, observed=1, expected=1),
+            CheckResult(name="flags", passed=True, observed=0.5, expected=0.5)]
+    table = R.rollback_checks_table(partial, full)
+    assert list(table.columns) == ["stage", "name", "passed", "observed", "expected"]
+    assert table[["stage", "name", "passed"]].values.tolist() == [["model-only", "flags", False],
+                                                                  ["restore", "alias", True], ["restore", "flags", True]]
+    moves = R.alias_moves(lab["registry"], "fraud")
+    hist = lab["registry"].alias_history("fraud", "deployed-prod")
+    assert moves["action"].tolist() == ["deploy", "deploy", "rollback"] == [e.action for e in hist]
+    assert moves["to"].iloc[-1] == lab["stable_v"]
+
+
+def test_first_trigger_replays_the_history(lab):
+    bad = lab["bad"]
+    ms = bad.measurements[bad.measurements["guardrail"] == "segments"]
+    assert R.first_trigger(bad, lambda h: len(h) >= 3) == ms["time"].iloc[2]
+    assert R.first_trigger(bad, lambda h: False) is None
+    seen = []
+    R.first_trigger(bad, lambda h: seen.append(len(h)) or False)
+    assert seen == list(range(1, len(ms) + 1))
+
+
+def test_corrective_actions_postmortem_and_records(tmp_path, world, lab):
+    registry, clock = L.lab_registry(Workspace(tmp_path))
+    budget = RiskBudget(max_exposure_pct=25, max_duration=2 * H)
+    settings = dict(steps=(15, 25, 50, 100), segment_threshold=0.25, window_min=30, budget=budget, seed=3, scale=1)
+    ok = [CheckResult(name="alias", passed=True, observed=1, expected=1)]
+    phases = pd.DataFrame({"parity_match_rate": [1.0], "missing_feature_rate": [0.0]}, index=["v1 re-materialized"])
+    actions = R.corrective_actions(registry, clock, full_checks=ok, phases=phases, **settings)
+    results = [a.run() for a in actions]
+    assert [a.id for a in actions] == ["CA-1", "CA-2", "CA-3", "CA-4"] and all(r.passed for r in results)
+    assert [e.action for e in registry.alias_history("fraud_replay", "deployed-prod")][-1] == "rollback"
+    # a failed restore check and a missing feature fail CA-3 and CA-4; a loose guardrail fails CA-1
+    bad_phases = phases.assign(missing_feature_rate=[0.2])
+    failed = [CheckResult(name="flags", passed=False, observed=0.3, expected=0.5)]
+    loose = R.corrective_actions(registry, clock, full_checks=failed, phases=bad_phases,
+                                 **{**settings, "segment_threshold": 0.5})
+    assert [loose[i].run().passed for i in (0, 2, 3)] == [False, False, False]
+    text = R.postmortem(incident_report(lab["bad"], L.bad_fault()), actions, first_step=15)
+    assert "canaried at 15 %" in text and "## Corrective" in text and all(a.id in text for a in actions)
+    records = R.action_records(actions, results)
+    assert [r["id"] for r in records] == ["CA-1", "CA-2", "CA-3", "CA-4"]
+    assert records[2] == {"id": "CA-3", "spec": actions[2].spec, "owner": "on-call", **results[2].to_dict()}
+
+
+def test_show_canary_and_explorer(world, capsys):
+    summary = R.show_canary(world, seed=3, first_step=5)
+    assert summary == L.explore_canary(world, first_step=5, seed=3)[0]
+    assert str(summary) in capsys.readouterr().out
+    box = R.canary_explorer(world, seed=3)
+    sliders, panel = box.children
+    assert [s.description for s in sliders.children] == ["first step %", "bake (min)", "threshold", "window (min)"]
+    assert [s.value for s in sliders.children] == [15, 30, 0.25, 30] and panel.outputs == ()
