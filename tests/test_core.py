@@ -111,3 +111,37 @@ def test_importing_the_kit_writes_nothing(tmp_path):
         cwd=tmp_path, check=True,
     )
     assert set(os.listdir(tmp_path)) == before
+
+
+def test_enable_wal_survives_connections_racing_on_a_new_file(tmp_path):
+    """Two connections switching the same brand-new file to WAL at once both succeed."""
+    import sqlite3
+    import threading
+
+    from mlops_kit._sqlite import enable_wal
+
+    for round_ in range(20):
+        path = tmp_path / f"race{round_}.sqlite"
+        errors_seen: list[BaseException] = []
+        start = threading.Barrier(4)
+
+        def open_and_write(i: int) -> None:
+            try:
+                con = sqlite3.connect(path, timeout=30, isolation_level=None)
+                start.wait()
+                enable_wal(con)
+                con.execute("CREATE TABLE IF NOT EXISTS t (i INTEGER)")
+                con.execute("INSERT INTO t VALUES (?)", (i,))
+                con.close()
+            except BaseException as exc:  # collected and asserted below
+                errors_seen.append(exc)
+
+        threads = [threading.Thread(target=open_and_write, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors_seen == []
+        con = sqlite3.connect(path)
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert con.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 4

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .._io import canonical_json
+from .._sqlite import enable_wal
 from .definitions import Entity, FeatureView
 
 __all__ = ["MetadataDB"]
@@ -64,7 +65,7 @@ class MetadataDB:
         self.path = Path(path)
         self._con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                     check_same_thread=False)
-        self._con.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._con)
         self._con.executescript(_SCHEMA)
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .._sqlite import enable_wal
 from .definitions import FeatureView
 
 __all__ = ["OnlineStore", "SqliteOnlineStore", "OnlineRows", "NO_CREATED", "table_name"]
@@ -75,7 +76,7 @@ class SqliteOnlineStore(OnlineStore):
         if self._con is None:
             con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                   check_same_thread=False, cached_statements=512)
-            con.execute("PRAGMA journal_mode=WAL")
+            enable_wal(con)
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA cache_size=-65536")
             self._con = con

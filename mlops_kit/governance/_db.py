@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._sqlite import enable_wal
+
 __all__ = ["connect", "transaction", "SCHEMA"]
 
 SCHEMA = """
@@ -57,7 +59,7 @@ def connect(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     con.row_factory = sqlite3.Row
     con.execute("PRAGMA busy_timeout = 30000")
-    con.execute("PRAGMA journal_mode = WAL")
+    enable_wal(con)
     con.execute("PRAGMA foreign_keys = ON")
     with transaction(con):
         for statement in SCHEMA.split(";"):

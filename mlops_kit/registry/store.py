@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._sqlite import enable_wal
+
 __all__ = ["RegistryStore", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
@@ -159,7 +161,7 @@ class RegistryStore:
         )
         self._conn.row_factory = sqlite3.Row
         self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
+        enable_wal(self._conn)
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._create_schema()
