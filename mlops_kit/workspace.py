@@ -1,4 +1,4 @@
-"""``Workspace(root)``: the front door, and the owner of the on-disk layout.
+"""The workspace layout: one folder, and the paths of everything in it.
 
 A workspace is one folder holding everything a run produces. Two workspaces never share
 state. The layout (sub-packages ask the workspace for their paths, never build them)::
@@ -11,26 +11,36 @@ state. The layout (sub-packages ask the workspace for their paths, never build t
       artifacts/sha256/ab/abcdef...                        content-addressed artifacts
       snapshots/             dataset snapshots (content-addressed Parquet)
       tmp/                   scratch space for atomic writes (same filesystem)
+
+Layering (``tests/test_import_graph.py`` keeps the import graph free of cycles)::
+
+    evidence, labs, cli                       on top: may import anything below
+    mlops_kit.Workspace (_front)              adds the .features / .registry accessors
+    features, governance, registry, quality,  the platform: import the layout, never the top
+    datasets, aggregates, rollout
+    workspace, _io, _time, _sqlite, errors    the bottom: import nothing above them
+
+This module is the bottom layer: ``Workspace`` here knows the layout and paths only, so the
+feature store, governance and the registry can take one without an import cycle. The front
+door for users and notebooks is ``mlops_kit.Workspace`` (a subclass defined in
+``mlops_kit._front``), which adds ``Workspace(root).features`` (a ``FeatureStore``) and
+``Workspace(root).registry`` (a ``ModelRegistry``); ``Recorder.workspace()`` returns one.
 """
 
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import ValidationError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .features import FeatureStore
-    from .registry import ModelRegistry
 
 __all__ = ["Workspace"]
 
 
 class Workspace:
-    """A self-contained folder for one learner's (or one test's) platform state.
+    """A self-contained folder for one learner's (or one test's) platform state: its layout.
+
+    ``mlops_kit.Workspace`` is this class plus the ``features`` and ``registry`` accessors.
 
     Parameters
     ----------
@@ -97,15 +107,13 @@ class Workspace:
     def registry_db(self) -> Path:
         return self.root / "registry.sqlite"
 
-    # -- components (created lazily; importing this module has no side effects) ------
-    @cached_property
-    def features(self) -> "FeatureStore":
-        from .features import FeatureStore
+    def __getattr__(self, name: str) -> object:
+        if name in _FRONT_ONLY:
+            raise AttributeError(
+                f"{type(self).__module__}.Workspace holds the layout only and has no {name!r}. "
+                f"Fix: use mlops_kit.Workspace(root).{name} (or {_FRONT_ONLY[name]}(workspace))."
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-        return FeatureStore(self)
 
-    @cached_property
-    def registry(self) -> "ModelRegistry":
-        from .registry import ModelRegistry
-
-        return ModelRegistry(self)
+_FRONT_ONLY = {"features": "FeatureStore", "registry": "ModelRegistry"}

@@ -28,11 +28,11 @@ from typing import Any
 
 from .._io import atomic_write_json
 from ..errors import NotFoundError, ValidationError
-from .recorder import ANSWER_LETTERS
 
-__all__ = ["Question", "QuizBank", "QuizScore", "bank_names", "load_bank", "validate_bank",
-           "score_answers", "record_quiz", "quiz_listing", "show_quiz"]
+__all__ = ["ANSWER_LETTERS", "Question", "QuizBank", "QuizScore", "bank_names", "load_bank",
+           "validate_bank", "score_answers", "record_quiz", "quiz_listing", "show_quiz"]
 
+ANSWER_LETTERS = ("A", "B", "C", "D")  # defined here, used by the recorder: quiz never imports it
 _BANK_RE = re.compile(r"^(ch\d{2}|mock_exam)\.json$")
 
 

@@ -19,10 +19,10 @@ from .._io import atomic_path, atomic_write_json, atomic_write_text, json_defaul
 from ..errors import CheckFailedError, EvidenceError, ValidationError
 from .layout import (AUDIT_EXPORT, RESERVED, WORK_DIR, WORK_ENV, chapter_dirname, kit_version,
                      validate_chapter)
+from .quiz import ANSWER_LETTERS, show_quiz
 
 __all__ = ["Recorder", "start_chapter", "ANSWER_LETTERS"]
 
-ANSWER_LETTERS = ("A", "B", "C", "D")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SUFFIXES = {"json": (".json",), "table": (".csv", ".parquet"), "figure": (".png",),
              "markdown": (".md",), "file": None}
@@ -278,8 +278,6 @@ class Recorder:
         ``bank`` defaults to this chapter's bank; pass ``"mock_exam"`` for the mock exam or a
         path to a bank file. See ``mlops_kit.evidence.show_quiz``.
         """
-        from .quiz import show_quiz
-
         return show_quiz(self.chapter if bank is None else bank, self, answers=self.quiz_answers)
 
     def _record_answers(self, bank_name: str, answers: Mapping[str, str | None],
@@ -297,7 +295,7 @@ class Recorder:
         Scratch is not part of the pack: the manifest and grader ignore ``work/``. Save what
         the grader must read (samples, exports) with the ``save_*`` methods.
         """
-        from ..workspace import Workspace
+        from .._front import Workspace
 
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise ValidationError(f"workspace(): name {name!r} is not a plain folder name.",

@@ -22,6 +22,7 @@ from typing import Any
 
 from .._time import ensure_utc, system_clock
 from ..errors import NotFoundError, ValidationError
+from ..workspace import Workspace
 from . import _db
 
 __all__ = ["GovernanceBase", "SENSITIVITIES", "text_arg", "view_attrs"]
@@ -61,8 +62,6 @@ class GovernanceBase:
 
     def __init__(self, workspace: Any, *, clock: Callable[[], datetime] | None = None,
                  usage_flush_every: int = 1000) -> None:
-        from ..workspace import Workspace
-
         if isinstance(workspace, (str, os.PathLike)):
             workspace = Workspace(workspace)
         if not isinstance(workspace, Workspace):
