@@ -23,6 +23,7 @@ _EPILOG = """examples:
   mlops-kit grade evidence/ --min-score 80                  instructors: grade a pack
   mlops-kit release --out release/                          learners' notebooks (stubs, no outputs)
   mlops-kit check-notebooks --fix notebooks/                clean committed notebooks
+  mlops-kit doctor evidence/work/ch02 --repair              check a workspace, quarantine orphans
 """
 
 
@@ -88,7 +89,33 @@ def build_parser() -> argparse.ArgumentParser:
     hyg = sub.add_parser("check-notebooks", help="check (or --fix) notebook hygiene")
     hyg.add_argument("paths", nargs="*", help="notebooks or folders (default: notebooks/)")
     hyg.add_argument("--fix", action="store_true", help="repair what can be repaired in place")
+
+    doc = sub.add_parser("doctor", help="check a workspace's feature data (and --repair orphans)",
+                         description="Check every manifest row against its file (missing, edited), "
+                         "orphan files and abandoned writes, the online store against its watermarks, "
+                         "and the integrity of the workspace's SQLite databases. Exit 1 when a problem "
+                         "is left.")
+    doc.add_argument("workspace", help="workspace folder (holds features.sqlite)")
+    doc.add_argument("--repair", action="store_true",
+                     help="move orphan files to <workspace>/quarantine/ (never deletes) and clear "
+                     "abandoned reservations; run it when no other process writes the workspace")
+    doc.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .features import FeatureStore
+
+    root = Path(args.workspace)
+    if not (root / "features.sqlite").is_file():
+        raise ValidationError(f"doctor: {str(root)!r} is not a workspace (no features.sqlite in it).",
+                              fix="Pass the folder a FeatureStore/Workspace was created in.")
+    with FeatureStore(root) as store:
+        report = store.repair() if args.repair else store.verify()
+    print(json.dumps(report.to_dict(), indent=2, sort_keys=True) if args.json else report.text())
+    return 0 if report.ok else 1
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -156,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mlops-kit`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     handlers = {"evidence": _build, "grade": _grade, "release": _release,
-                "check-notebooks": _check}
+                "check-notebooks": _check, "doctor": _doctor}
     try:
         return handlers[args.command](args)
     except MlopsKitError as exc:

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._io import atomic_path
+from .._lock import exclusive_lock
 from .._time import ensure_utc
 from ..errors import ConflictError, DefinitionConflictError, ValidationError
 from ._compute import aggregate_days, connect, load_rows, source_checks
@@ -33,6 +34,7 @@ from ._state import AggregateState, RunReport, read_state, write_state
 __all__ = ["full_refresh", "incremental_update", "read_aggregates", "load_state"]
 
 DATA_DIR = "data"
+LOCK_FILE = ".lock"
 
 
 def full_refresh(source: str | os.PathLike[str], spec: AggregateSpec,
@@ -123,6 +125,23 @@ def _run(source, spec, table_dir, *, as_of, threads, incremental: bool) -> RunRe
     source_path = str(Path(source).resolve())
     parts = scan_partitions(source, ingested_field=spec.ingested_field)
     check_source_schema(spec, parts)
+    created = not table_dir.exists()
+    table_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # one run at a time per table: state, generation files and garbage collection belong
+        # together, so concurrent runs end as if run one after the other
+        with exclusive_lock(table_dir / LOCK_FILE, what=f"aggregate table {str(table_dir)!r}"):
+            return _run_locked(source_path, spec, table_dir, parts, as_of=as_of, threads=threads,
+                               incremental=incremental, started=started)
+    except BaseException:
+        if created and [p.name for p in table_dir.iterdir()] == [LOCK_FILE]:
+            (table_dir / LOCK_FILE).unlink(missing_ok=True)
+            table_dir.rmdir()  # a refused first run leaves no folder behind
+        raise
+
+
+def _run_locked(source_path: str, spec: AggregateSpec, table_dir: Path, parts: dict, *, as_of: datetime,
+                threads: int | None, incremental: bool, started: float) -> RunReport:
     state = read_state(table_dir)
     if state is not None and state.spec_fingerprint == spec.fingerprint and as_of < state.as_of:
         raise ValidationError(

@@ -254,9 +254,10 @@ class BackfillOps(PromotionOps):
             con.execute("DELETE FROM offline_files WHERE view=? AND version=? AND path=?",
                         (shadow.name, shadow.version, rel))
             if table.num_rows:
-                ingest_id = con.execute("SELECT COALESCE(MAX(ingest_id), 0) + 1 FROM offline_files").fetchone()[0]
+                ingest_id = self.meta.take_ingest_id(con)
                 con.execute("INSERT INTO offline_files VALUES (?,?,?,?,?,?,?)",
                             (shadow.name, shadow.version, rel, table.num_rows, lo_us, lo_us + _DAY_US - 1, ingest_id))
+                self.meta.record_digests(con, [(rel, target.stat().st_size, digest)])
             con.executemany("INSERT OR IGNORE INTO offline_key_dtypes VALUES (?,?,?,?)",
                             [(shadow.name, shadow.version, key, d) for key, d in dtypes.items()])
             if ties:

@@ -23,6 +23,7 @@ import pandas as pd
 from .._io import canonical_json
 from ..errors import ConflictError, IllegalTransitionError, NotFoundError, QualityGateError, ValidationError
 from .backfill_records import BackfillRecord
+from .doctor import VerifyReport, repair_store, verify_store
 
 if TYPE_CHECKING:
     import duckdb
@@ -217,6 +218,23 @@ class PromotionOps:
         return previous
 
     # -- manifest maintenance -------------------------------------------------------------------
+    def verify(self) -> VerifyReport:
+        """Check the workspace's feature data is whole (see :mod:`mlops_kit.features.doctor`).
+
+        Returns a ``VerifyReport``: every manifest row against its file (missing, edited),
+        orphan files, abandoned writes, the online store against its watermarks, and the
+        integrity of the workspace's SQLite databases. Safe while other writers run.
+        """
+        return verify_store(self)
+
+    def repair(self) -> VerifyReport:
+        """Quarantine orphan files and clear abandoned ingest reservations; never deletes.
+
+        Manifest rows whose files are gone are reported, not invented. Run it when no other
+        process is writing the workspace. Returns the ``VerifyReport`` after the repair.
+        """
+        return repair_store(self)
+
     def forget_offline_files(self, paths: Iterable[str | os.PathLike[str]]) -> int:
         """Drop Parquet files (or whole ``date=`` folders) from the committed list, in one transaction.
 

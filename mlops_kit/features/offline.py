@@ -1,10 +1,15 @@
 """Offline storage: Parquet under ``offline/<view>/v<version>/date=YYYY-MM-DD/``.
 
-An ingest writes one new file per touched event-date partition. Every file is first
-written and fsynced under ``workspace.tmp_dir``, then all are renamed into their
-partitions, then the manifest rows are committed in one SQLite transaction. Readers list
-files from the manifest only, so an interrupted ingest is never visible; files renamed
-before an interruption are removed by the error path (and ignored by readers either way).
+An ingest first reserves its ingest id and a writer token in ``features.sqlite`` (one
+transaction), so concurrent writers never share an id or a file name
+(``part-<id>-<token>.parquet``). It then writes one new file per touched event-date
+partition, fsynced under ``workspace.tmp_dir``, publishes each into its partition with a
+link that refuses to replace an existing file, and commits the manifest rows, their
+digests and the end of its reservation in one SQLite transaction. Readers list files from
+the manifest only, so an interrupted ingest is never visible. The error path removes only
+files this writer published and no committed manifest row references; a writer killed
+outright leaves its reservation behind, which marks its files as abandoned
+(``mlops-kit doctor --repair`` quarantines them).
 
 Each row also gets a hidden ``__seq`` column (``ingest_id << 32 | row``): it grows with
 ingest order and breaks exact ties of (event, created) timestamps in favour of the row
@@ -25,6 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .._io import sha256_file
+from ..errors import ConcurrentWriteError
 from .definitions import FeatureView
 from .metadata import MetadataDB
 from .pit import SEQ_COLUMN, files_sql, q
@@ -71,12 +78,27 @@ def _tie_detector(con: duckdb.DuckDBPyConnection, offline_root: Path, view: Feat
     return detect
 
 
+def _publish(tmp_file: Path, target: Path) -> None:
+    """Move ``tmp_file`` to ``target``, never replacing a file that is already there."""
+    try:
+        os.link(tmp_file, target)
+    except FileExistsError:
+        raise ConcurrentWriteError(
+            f"ingest: {str(target)!r} already exists; another writer used the same file name.",
+            fix="Retry the ingest; if it repeats, run `mlops-kit doctor` on the workspace.",
+            path=str(target)) from None
+    os.unlink(tmp_file)
+
+
 def write_ingest(con: duckdb.DuckDBPyConnection, meta: MetadataDB, offline_root: Path,
                  tmp_root: Path, view: FeatureView, table: pa.Table, key_dtypes: dict[str, str],
-                 before_publish: Callable[[int], None] | None = None) -> IngestResult:
+                 before_publish: Callable[[int], None] | None = None,
+                 started_us: int = 0) -> IngestResult:
     """Write a validated table atomically; ``before_publish(i)`` runs before the i-th rename.
 
-    ``before_publish`` exists so that tests can inject a failure between partitions.
+    ``before_publish`` exists so that tests can inject a failure between partitions; it is
+    called once more with ``i == number of files`` after the last rename, just before the
+    commit. ``started_us`` is recorded on the reservation (the store's clock).
     """
     if table.num_rows == 0:
         return IngestResult(view=view.name, version=view.version, rows=0, files=0, partitions=[])
@@ -87,22 +109,27 @@ def write_ingest(con: duckdb.DuckDBPyConnection, meta: MetadataDB, offline_root:
     sorted_days = days[order]
     bounds = np.flatnonzero(np.diff(sorted_days)) + 1 if len(sorted_days) else np.array([], dtype=int)
     groups = np.split(order, bounds) if len(order) else []
-    ingest_id = meta.next_ingest_id()
+    ingest_id, token = meta.reserve_ingest(view.name, view.version, started_us)
     seq = pa.array(np.arange(table.num_rows, dtype=np.int64) + (ingest_id << 32))
     table = table.append_column(SEQ_COLUMN, seq)
-    staging = Path(tempfile.mkdtemp(prefix=f"ingest-{view.name}-", dir=tmp_root))
     staged: list[tuple[Path, Path, int, int, int]] = []
     published: list[Path] = []
     created_dirs: list[Path] = []
+    digests: list[tuple[str, int, str]] = []
+    committed = False
+    staging: Path | None = None
     try:
+        staging = Path(tempfile.mkdtemp(prefix=f"ingest-{token}-{view.name}-", dir=tmp_root))
         for idx in groups:
             day_us = int(days[idx[0]]) * _US_PER_DAY
             day = np.datetime64(day_us, "us").astype("datetime64[D]").astype(str)
             part = table.take(pa.array(idx)) if len(groups) > 1 else table
-            name = f"part-{ingest_id:08d}.parquet"
+            name = f"part-{ingest_id:08d}-{token}.parquet"
             tmp_file = staging / f"{day}-{name}"
             _fsync_write(part, tmp_file)
             target = partition_dir(offline_root, view, day) / name
+            digests.append((str(target.relative_to(offline_root)), tmp_file.stat().st_size,
+                            sha256_file(tmp_file)))
             part_ts = ts_us[idx]
             staged.append((tmp_file, target, len(idx), int(part_ts.min()), int(part_ts.max())))
         for i, (tmp_file, target, _, _, _) in enumerate(staged):
@@ -110,24 +137,52 @@ def write_ingest(con: duckdb.DuckDBPyConnection, meta: MetadataDB, offline_root:
                 before_publish(i)
             for parent in reversed(target.parents):
                 if not parent.exists() and offline_root in parent.parents:
-                    parent.mkdir()
-                    created_dirs.append(parent)
-            os.replace(tmp_file, target)
+                    try:
+                        parent.mkdir()
+                        created_dirs.append(parent)
+                    except FileExistsError:  # another writer created it just now
+                        pass
+            _publish(tmp_file, target)
             published.append(target)
+        if before_publish is not None:
+            before_publish(len(staged))
         files = [(str(t.relative_to(offline_root)), n, lo, hi) for _, t, n, lo, hi in staged]
         partitions = {t.parent.name for _, t, *_ in staged}
         meta.commit_files(view.name, view.version, files, ingest_id, key_dtypes,
-                          _tie_detector(con, offline_root, view, table, partitions))
+                          _tie_detector(con, offline_root, view, table, partitions),
+                          token=token, digests=digests)
+        committed = True
     except BaseException:
-        for path in published:
-            path.unlink(missing_ok=True)
-        for folder in reversed(created_dirs):
-            try:
-                folder.rmdir()
-            except OSError:
-                continue
+        if not committed:
+            _undo(meta, offline_root, published, created_dirs, token)
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return IngestResult(view=view.name, version=view.version, rows=table.num_rows,
                         files=len(staged), partitions=sorted({str(t.parent.name) for _, t, *_ in staged}))
+
+
+def _undo(meta: MetadataDB, offline_root: Path, published: list[Path], created_dirs: list[Path],
+          token: str) -> None:
+    """Remove what this writer published and nobody committed, then its reservation.
+
+    Best effort: when the database cannot be reached the files and the reservation stay,
+    and ``mlops-kit doctor --repair`` quarantines them later; nothing committed is touched.
+    """
+    try:
+        keep = meta.referenced(str(p.relative_to(offline_root)) for p in published)
+    except Exception:
+        return
+    for path in published:
+        if str(path.relative_to(offline_root)) not in keep:
+            path.unlink(missing_ok=True)
+    for folder in reversed(created_dirs):
+        try:
+            folder.rmdir()
+        except OSError:
+            continue
+    try:
+        meta.release_reservation(token)
+    except Exception:
+        return

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .._sqlite import enable_wal
+from .._sqlite import enable_wal, write_transaction
 
 __all__ = ["connect", "transaction", "SCHEMA"]
 
@@ -70,11 +70,9 @@ def connect(path: Path) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
-    con.execute("BEGIN IMMEDIATE")
-    try:
+    """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error.
+
+    A lock held by another process past the bounded wait raises ``ConcurrentWriteError``.
+    """
+    with write_transaction(con, what="governance write"):
         yield con
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -86,8 +88,11 @@ def test_layout_partitions_by_event_date(store):
     result = store.ingest("user_stats", _good())
     assert result["rows"] == 2 and result["partitions"] == ["date=2024-01-01", "date=2024-01-02"]
     rel = sorted(str(p.relative_to(store.workspace.offline_dir)) for p in store.offline_files("user_stats"))
-    assert rel == ["user_stats/v1/date=2024-01-01/part-00000001.parquet",
-                   "user_stats/v1/date=2024-01-02/part-00000001.parquet"]
+    # part-<ingest id>-<writer token>.parquet: one token per ingest, shared by its partitions
+    assert [re.sub(r"-[0-9a-f]{8}\.parquet$", ".parquet", r) for r in rel] == [
+        "user_stats/v1/date=2024-01-01/part-00000001.parquet",
+        "user_stats/v1/date=2024-01-02/part-00000001.parquet"]
+    assert len({r.rsplit("-", 1)[1] for r in rel}) == 1
     back = store.read_offline("user_stats")
     assert back["amount"].tolist() == [1.0, 2.0] and "__seq" not in back.columns
     assert store.read_offline("user_stats", start=at(1))["user_id"].tolist() == [2]
