@@ -7,7 +7,8 @@ structured fields so that tests and notebooks can inspect them without parsing t
     ├── ValidationError (also ValueError)     bad input to a public entry point
     │   ├── SchemaError                       missing/extra columns, wrong dtypes, null keys
     │   ├── TimezoneError                     naive or non-UTC timestamps
-    │   └── DefinitionError                   an invalid Entity, FeatureView, policy, SLO ...
+    │   ├── DefinitionError                   an invalid Entity, FeatureView, policy, SLO ...
+    │   └── StoreConfigError                  a bad feature_store.toml / engine setting
     ├── NotFoundError (also KeyError)         unknown view, feature, model, version, alias
     ├── ConflictError                         a change that would rewrite history
     │   └── DefinitionConflictError           changed definition re-applied under the same version
@@ -24,7 +25,9 @@ structured fields so that tests and notebooks can inspect them without parsing t
     │   ├── CheckFailedError                  a recorded check did not pass
     │   └── NotebookParameterError            unknown parameters / missing parameters cell
     ├── ExerciseNotDoneError                  a learner exercise stub was run
-    └── BackfillError                         a backfill partition failed every attempt
+    ├── BackfillError                         a backfill partition failed every attempt
+    ├── ConcurrentWriteError                  another writer held the workspace too long; retry
+    └── OnlineStoreUnavailableError           the online store's server cannot be reached or used
 
 Warnings (not errors): ``LateDataWarning`` (rows created after the entity timestamp were
 used by a point-in-time join) and ``DeprecatedFeatureWarning``.
@@ -40,6 +43,7 @@ __all__ = [
     "SchemaError",
     "TimezoneError",
     "DefinitionError",
+    "StoreConfigError",
     "NotFoundError",
     "ConflictError",
     "DefinitionConflictError",
@@ -57,6 +61,8 @@ __all__ = [
     "NotebookParameterError",
     "ExerciseNotDoneError",
     "BackfillError",
+    "ConcurrentWriteError",
+    "OnlineStoreUnavailableError",
     "LateDataWarning",
     "DeprecatedFeatureWarning",
 ]
@@ -100,6 +106,13 @@ class TimezoneError(ValidationError):
 
 class DefinitionError(ValidationError):
     """An invalid declaration (Entity, FeatureView, policy, SLO, check ...)."""
+
+
+class StoreConfigError(ValidationError):
+    """A bad engine setting: an unknown key, engine or URL scheme, or a malformed URL.
+
+    ``details['supported']`` lists the accepted values.
+    """
 
 
 class NotFoundError(MlopsKitError, KeyError):
@@ -168,6 +181,25 @@ class ExerciseNotDoneError(MlopsKitError):
 
 class BackfillError(MlopsKitError):
     """A backfill stopped because a partition failed every attempt; the live version is untouched."""
+
+
+class ConcurrentWriteError(MlopsKitError):
+    """Another process kept a workspace database locked past the bounded wait; nothing was written.
+
+    Retrying the same call is safe: the write either committed completely before this error
+    or not at all (``retryable`` is always True).
+    """
+
+    retryable = True
+
+
+class OnlineStoreUnavailableError(MlopsKitError):
+    """The online store's server refused or lost the connection (down, wrong password, bad db).
+
+    ``details['url']`` is the store URL with any password masked. A failed write may have
+    stored part of its rows; the watermark did not move, so re-running the materialization
+    completes it.
+    """
 
 
 class LateDataWarning(UserWarning):

@@ -15,7 +15,9 @@ Helpers for other components: ``store.get_feature_view(name, version=None)``,
 ``store.list_feature_views()``, ``store.offline_files(view, version=None)`` (committed
 Parquet files, for DuckDB ``read_parquet``; each holds the view's columns plus a hidden
 ``__seq`` ingest-order column), ``store.read_offline(view, start=None, end=None)``,
-``store.online`` (the ``OnlineStore``), ``store.watermark(view)``, ``store.duckdb`` (the
+``store.online`` (the ``OnlineStore``: SQLite, or ``RedisOnlineStore`` when the workspace's
+``feature_store.toml`` or ``FeatureStore(root, online_store="redis://...")`` says so; see
+``mlops_kit.features.config``), ``store.describe()`` (the engines in use), ``store.watermark(view)``, ``store.duckdb`` (the
 store's configured DuckDB connection), ``get_online_features(..., include_timestamps=True)``
 (adds ``<view>__event_timestamp``: the served value's event time, for feature age) and
 ``parity_report(store, features, sample_size=, seed=, at=)``.
@@ -35,19 +37,30 @@ applied. ``"view@v2:feature"`` still reads any version, shadows included.
 ``store.forget_offline_files(paths)`` drops files or ``date=`` folders from the committed
 list (made to be the ``before_delete`` of ``governance.apply_retention``).
 
+Several processes may write one workspace at once (ingest, backfill, materialize, apply,
+governance): ids are reserved in ``features.sqlite`` before any file is written, a lock held
+past the bounded wait raises the retryable ``ConcurrentWriteError``, and
+``store.verify()`` / ``store.repair()`` (``mlops-kit doctor WORKSPACE [--repair]``) check the
+manifest against its files, the online store against its watermarks and the databases'
+integrity, quarantining orphans (``mlops_kit.features.doctor``).
+
 Point-in-time semantics are written out in ``mlops_kit.features.pit``.
 """
 
 from .backfill_records import BackfillRecord, BackfillThresholds, PartitionRun, ValidationCheck, ValidationReport
 from .definitions import DTYPES, SENSITIVITIES, Entity, FeatureView, Field
+from .doctor import Problem, VerifyReport
 from .materialize import MaterializationReport, ViewMaterialization
 from .offline import IngestResult
-from .online import OnlineStore, SqliteOnlineStore
+from .config import StoreConfig, load_store_config
+from .online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
 from .parity import ParityReport, parity_report
 from .store import FeatureStore
 
 __all__ = [
     "BackfillRecord",
+    "Problem",
+    "VerifyReport",
     "BackfillThresholds",
     "PartitionRun",
     "ValidationCheck",
@@ -63,6 +76,9 @@ __all__ = [
     "ViewMaterialization",
     "OnlineStore",
     "SqliteOnlineStore",
+    "RedisOnlineStore",
+    "StoreConfig",
+    "load_store_config",
     "ParityReport",
     "parity_report",
 ]

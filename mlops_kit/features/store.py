@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._sqlite import translate_busy
 from .._time import Clock, ensure_utc, system_clock
 from ..errors import (DefinitionConflictError, DefinitionError, LateDataWarning, NotFoundError,
                       ValidationError)
@@ -23,7 +24,8 @@ from .definitions import Entity, FeatureView
 from .materialize import MaterializationReport, ViewMaterialization, materialize_view
 from .metadata import MetadataDB
 from .offline import IngestResult, write_ingest
-from .online import OnlineStore, SqliteOnlineStore
+from .config import StoreConfig, load_store_config, namespace_for
+from .online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
 from .pit import SEQ_COLUMN, ViewRequest, files_sql, q, run_pit_join, ts_sql
 from .serving import OnlinePlan, keys_of, plan_online, read_online, us_to_datetime
 from .validation import parse_refs, prepare_entity_df, to_arrow_rows
@@ -47,19 +49,31 @@ class FeatureStore(BackfillOps):
     clock:
         "Now" for online TTL checks when no ``at`` is given (default: the wall clock).
     online:
-        An ``OnlineStore``; default ``SqliteOnlineStore(workspace.online_db)``.
+        An ``OnlineStore`` object; wins over every setting below.
+    online_store:
+        ``"sqlite"`` or ``"redis://[:password@]host:port/db"``; overrides ``online_store`` of the
+        workspace's ``feature_store.toml`` (see ``mlops_kit.features.config``; default SQLite in
+        ``workspace.online_db``).
+    offline_engine:
+        ``"duckdb"`` (the default and only engine for now); overrides the file's ``offline_engine``.
     duckdb_memory_limit:
         DuckDB memory limit; larger joins spill to ``workspace.tmp_dir``.
     """
 
     def __init__(self, root_or_workspace: Workspace | str | os.PathLike[str], *,
                  clock: Clock | None = None, online: OnlineStore | None = None,
+                 online_store: str | None = None, offline_engine: str | None = None,
                  duckdb_memory_limit: str = "8GB") -> None:
         ws = root_or_workspace
         self.workspace = ws if isinstance(ws, Workspace) else Workspace(ws)  # type: ignore[arg-type]
         self.clock: Clock = clock if clock is not None else system_clock
-        self.meta = MetadataDB(self.workspace.features_db)
+        self.config: StoreConfig = load_store_config(self.workspace.root, online_store=online_store,
+                                                     offline_engine=offline_engine)
+        if online is None and self.config.online.kind == "redis":
+            online = RedisOnlineStore(self.config.online,
+                                      namespace=namespace_for(self.workspace.root, self.config.project))
         self.online: OnlineStore = online if online is not None else SqliteOnlineStore(self.workspace.online_db)
+        self.meta = MetadataDB(self.workspace.features_db)
         self._memory_limit = duckdb_memory_limit
         self._duck: duckdb.DuckDBPyConnection | None = None
         self._governance: Any = None
@@ -69,7 +83,18 @@ class FeatureStore(BackfillOps):
         self._reload()
 
     def __repr__(self) -> str:
-        return f"FeatureStore({str(self.workspace.root)!r})"
+        online = self.online.describe()
+        shown = f"{online['kind']} {online['url']}" if "url" in online else online["kind"]
+        return f"FeatureStore({str(self.workspace.root)!r}, online={shown}, offline={self.config.offline.kind})"
+
+    def describe(self) -> dict[str, Any]:
+        """The engines in use, safe to print (passwords masked)::
+
+            {"online_store": {"kind": "redis", "url": "redis://:***@host:6379/0", "namespace": ...},
+             "offline_engine": {"kind": "duckdb"}, "config_file": ".../feature_store.toml" or None}
+        """
+        return {"online_store": self.online.describe(), "offline_engine": self.config.offline.describe(),
+                "config_file": None if self.config.source is None else str(self.config.source)}
 
     def close(self) -> None:
         """Flush buffered usage counts and close every connection (the store is unusable after)."""
@@ -147,7 +172,7 @@ class FeatureStore(BackfillOps):
                     name=item.name, version=version)
             if stored is None and not twin:
                 new.append(item)
-        self.meta.save_definitions(new)
+        new = self.meta.save_definitions(new)  # re-checked under the write lock
         for item in new:
             if isinstance(item, FeatureView):
                 self._views[(item.name, item.version)] = item
@@ -201,7 +226,8 @@ class FeatureStore(BackfillOps):
         view = self._resolve(view_name, version)
         table, key_dtypes = to_arrow_rows(view, df, self._key_dtypes(view))
         return write_ingest(self.duckdb, self.meta, self.workspace.offline_dir, self.workspace.tmp_dir, view,
-                            table, key_dtypes, before_publish=_before_publish)
+                            table, key_dtypes, before_publish=_before_publish,
+                            started_us=_us(self.clock(), "clock()"))
 
     def offline_files(self, view: str | FeatureView, version: int | None = None) -> list[Path]:
         """Committed Parquet files of a view version, in ingest order (for ``read_parquet``)."""
@@ -313,11 +339,12 @@ class FeatureStore(BackfillOps):
             if start_us is None:
                 rows = self.meta.committed_files(view.name, view.version)
                 start_us = min((r[2] for r in rows), default=end_us)
-            scanned, written, entities = materialize_view(
-                self.duckdb, self.online, view, self._key_dtypes(view), files, start_us, end_us,
-                has_ties=self.meta.has_ties(view.name, view.version))
+            with translate_busy(f"materialize {view.name!r} v{view.version}"):
+                scanned, written, entities = materialize_view(
+                    self.duckdb, self.online, view, self._key_dtypes(view), files, start_us, end_us,
+                    has_ties=self.meta.has_ties(view.name, view.version))
             if start_us < end_us:
-                with self.meta.transaction() as con:
+                with self.meta.transaction(f"materialize {view.name!r} (watermark)") as con:
                     self.meta.advance_watermark(con, view.name, view.version, end_us)
             report[view.name] = ViewMaterialization(
                 view=view.name, version=view.version, start=us_to_datetime(start_us),

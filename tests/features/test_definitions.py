@@ -16,7 +16,7 @@ from .helpers import USER, view
 def test_exports_match_public_names():
     public = {n for n in dir(features_pkg) if not n.startswith("_")}
     modules = {"definitions", "materialize", "metadata", "offline", "online", "parity", "pit",
-               "serving", "store", "validation", "backfill", "backfill_promote", "backfill_records",
+               "serving", "store", "validation", "config", "doctor", "backfill", "backfill_promote", "backfill_records",
                "backfill_validate", "backfill_write"}
     assert set(features_pkg.__all__) == public - modules
 

@@ -1,4 +1,7 @@
-"""Materialization and online reads: windows, no regression, watermarks, TTL on read."""
+"""Materialization and online reads: windows, no regression, watermarks, TTL on read.
+
+Every test taking ``online_workspace`` or ``online_store`` runs once per engine (SQLite, Redis).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import pytest
 
 from mlops_kit._time import FixedClock
 from mlops_kit.errors import TimezoneError, ValidationError
-from mlops_kit.features import Entity, FeatureStore, FeatureView, Field, SqliteOnlineStore
+from mlops_kit.features import Entity, FeatureStore, FeatureView, Field
 
 from .helpers import at, rows, snapshot, view
 
@@ -17,8 +20,8 @@ REF = ["user_stats:amount"]
 
 
 @pytest.fixture
-def store(workspace):
-    s = FeatureStore(workspace, clock=FixedClock(at(100)))
+def store(online_workspace):
+    s = FeatureStore(online_workspace, clock=FixedClock(at(100)))
     s.apply([view(ttl=timedelta(hours=2))])
     return s
 
@@ -75,8 +78,8 @@ def test_ttl_enforced_on_read_with_edges(store):
     assert store.get_online_features(REF, [{"user_id": 1}])["amount"] == [None]  # clock: at(100)
 
 
-def test_types_composite_and_string_keys(workspace):
-    store = FeatureStore(workspace)
+def test_types_composite_and_string_keys(online_workspace):
+    store = FeatureStore(online_workspace)
     pair = Entity(name="pair", join_keys=["user_id", "merchant"])
     fv = FeatureView(name="p", entities=[pair], schema=[
         Field(name="flag", dtype="bool"), Field(name="seen", dtype="timestamp"),
@@ -118,8 +121,8 @@ def test_online_refusals_write_nothing(store):
     assert snapshot(store.workspace.root) == before
 
 
-def test_online_store_guard_directly(tmp_path):
-    online = SqliteOnlineStore(tmp_path / "online.sqlite")
+def test_online_store_guard_directly(online_store):
+    online = online_store
     fv = view(created=None)
     keys = {"user_id": "int64"}
     assert online.write_rows(fv, keys, [(1, 100, -(2**63), 1.0, 1)]) == 1
@@ -128,7 +131,10 @@ def test_online_store_guard_directly(tmp_path):
     ts, values = online.read_rows(fv, ["amount"], [(1,), (2,)])
     assert ts == [150, None] and values == {"amount": [2.0, None]}
     assert online.count(fv) == 1
-    online.close()
+    # equal event ts: a not-earlier created ts replaces (and counts), an earlier one does not
+    assert online.write_rows(fv, keys, [(1, 150, 10, 3.0, 3), (1, 150, 9, 4.0, 4), (1, 150, 10, 5.0, 5)]) == 2
+    assert online.read_rows(fv, ["amount", "count"], [(1,)]) == ([150], {"amount": [5.0], "count": [5]})
+    assert online.write_rows(fv, keys, []) == 0 and online.count(fv) == 1
 
 
 def test_key_values_normalized_or_refused(store):

@@ -16,8 +16,8 @@ REFS = ["user_stats:amount", "user_stats:count"]
 
 
 @pytest.fixture
-def store(workspace):
-    s = FeatureStore(workspace)
+def store(online_workspace):  # once per online engine (tests/features/conftest.py)
+    s = FeatureStore(online_workspace)
     s.apply([view(ttl=timedelta(hours=10))])
     s.ingest("user_stats", rows([(i, at(0), at(0), float(i), i) for i in range(20)]))
     return s

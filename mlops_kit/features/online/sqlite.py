@@ -1,33 +1,28 @@
-"""The online store: an ``OnlineStore`` interface and its SQLite implementation.
+"""The default online store: SQLite, one file per workspace (``workspace.online_db``).
 
 ``SqliteOnlineStore`` keeps one table per view version (``fv_<view>_v<version>``) with
 typed columns, the join key(s) as PRIMARY KEY, the winning row's event timestamp
 (``__event_ts``, microseconds since the epoch) and created timestamp (``__created_ts``).
-Writes are guarded upserts: a stored value is replaced only by a row with a later event
-timestamp, or the same event timestamp and a created timestamp not earlier; an older row
-never overwrites a newer one (Feast's SQLite store is last-write-wins). Reads are keyed
-lookups (one ``WHERE key IN (...)`` per batch) over one cached connection in WAL mode.
+Writes are guarded upserts (see ``base``; Feast's SQLite store is last-write-wins, this one
+never lets an older row overwrite a newer one). Reads are keyed lookups (one
+``WHERE key IN (...)`` per batch) over one cached connection in WAL mode.
 """
 
 from __future__ import annotations
 
-import abc
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .._sqlite import enable_wal
-from .definitions import FeatureView
+from ..._sqlite import enable_wal
+from ..definitions import FeatureView
+from .base import OnlineRows, OnlineStore
 
-__all__ = ["OnlineStore", "SqliteOnlineStore", "OnlineRows", "NO_CREATED", "table_name"]
+__all__ = ["SqliteOnlineStore", "table_name"]
 
 _SQLITE_TYPES = {"int64": "INTEGER", "float64": "REAL", "string": "TEXT", "bool": "INTEGER",
                  "timestamp": "INTEGER"}
 _BATCH = 500
-NO_CREATED = -(2**63)  # stored created timestamp of views without a created column
-
-# For one view: (event_ts_us per requested key, {feature: values per requested key}).
-OnlineRows = tuple[list[int | None], dict[str, list[object]]]
 
 
 def _q(name: str) -> str:
@@ -36,30 +31,6 @@ def _q(name: str) -> str:
 
 def table_name(view: FeatureView) -> str:
     return f"fv_{view.name}_v{view.version}"
-
-
-class OnlineStore(abc.ABC):
-    """Where the latest feature values are served from, keyed by entity."""
-
-    @abc.abstractmethod
-    def write_rows(self, view: FeatureView, key_dtypes: dict[str, str], rows: Iterable[tuple]) -> int:
-        """Upsert ``(keys..., event_ts_us, created_ts_us|None, features...)`` tuples.
-
-        Returns the number of stored rows that changed. Must never replace a newer value
-        with an older one.
-        """
-
-    @abc.abstractmethod
-    def read_rows(self, view: FeatureView, features: Sequence[str], keys: Sequence[tuple]) -> OnlineRows:
-        """Values (raw storage form) for ``keys``; unknown keys give ``None``."""
-
-    @abc.abstractmethod
-    def count(self, view: FeatureView) -> int:
-        """Number of entities stored for ``view``."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release connections."""
 
 
 class SqliteOnlineStore(OnlineStore):
@@ -81,6 +52,9 @@ class SqliteOnlineStore(OnlineStore):
             con.execute("PRAGMA cache_size=-65536")
             self._con = con
         return self._con
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": "sqlite", "path": str(self.path)}
 
     def close(self) -> None:
         if self._con is not None:
