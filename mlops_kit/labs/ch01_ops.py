@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,8 +28,8 @@ from ..quality import ResponsePolicy, psi
 from .ch01 import PROFILE_VIEW, USER_FEATURES, USER_VIEW
 
 __all__ = [
-    "serving_defaults", "skew_experiment", "leakage_scores", "naive_latest_join", "future_rows",
-    "drift_samples", "drift_response", "fit_fallback", "serve_requests", "AMOUNT_EDGES",
+    "serving_defaults", "production_model", "as_online_requests", "skew_report", "skew_experiment",
+    "leakage_scores", "naive_latest_join", "future_rows", "DRIFT_WINDOWS", "drift_samples", "drift_response", "fit_fallback", "serve_requests", "AMOUNT_EDGES",
     "prediction_log", "raw_value_hits", "METRIC_RULES", "log_metrics", "evaluate_rules",
     "TAXONOMY", "PLATFORM_SIGNALS", "check_taxonomy", "render_runbook",
 ]
@@ -49,46 +50,74 @@ def serving_defaults(frame: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def skew_experiment(world: World, *, seed: int, flag_share: float = 0.02,
-                    frame: pd.DataFrame | None = None) -> tuple[dict[str, Any], Any]:
-    """Score the same test rows through the offline path and the online path.
+def production_model(frame: pd.DataFrame, *, seed: int, flag_share: float = 0.02) -> tuple[Any, Any, float]:
+    """The production scorer: trained on the first 70 % of ``frame`` (by time).
 
-    Returns the prediction mismatch (share of rows whose score differs by more than 1e-6
-    and share whose decision flips at the threshold flagging ``flag_share`` of training
-    rows) for the hand-written online defaults and for the shared definition (the control).
+    Returns ``(split, scorer, threshold)``; ``threshold`` flags ``flag_share`` of the training rows.
     """
     if not 0 < flag_share < 0.5:
-        raise ValidationError(f"skew_experiment: flag_share must be in (0, 0.5), got {flag_share!r}.",
+        raise ValidationError(f"production_model: flag_share must be in (0, 0.5), got {flag_share!r}.",
                               fix="Use e.g. flag_share=0.02.")
-    split = time_split(training_set(world) if frame is None else frame, test_share=0.3)
+    split = time_split(frame, test_share=0.3)
     report = fit_evaluate(split.train, split.test, model="logistic", seed=seed)
-    threshold = float(np.quantile(report.predict_proba(split.train), 1 - flag_share))
-    offline = report.predict_proba(split.test)
-    result: dict[str, Any] = {"rows": int(len(split.test)), "threshold": round(threshold, 6),
-                              "rows_with_a_null_default": int(split.test[list(_NULL_DEFAULT_COLUMNS)]
+    return split, report, float(np.quantile(report.predict_proba(split.train), 1 - flag_share))
+
+
+def as_online_requests(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows as the scoring service receives them: a JSON payload per request, parsed back."""
+    return pd.DataFrame(json.loads(frame.to_json(orient="records", date_format="iso")))
+
+
+def skew_report(scorer: Any, offline: pd.DataFrame, online_paths: dict[str, pd.DataFrame], *,
+                threshold: float) -> dict[str, Any]:
+    """Score ``offline`` and each online path's frame (same rows); per path, how scores differ.
+
+    ``score_mismatch_rate``: share of rows whose score differs by more than 1e-6;
+    ``decision_flip_rate``: share whose decision flips at ``threshold``.
+    """
+    base = scorer.predict_proba(offline)
+    result: dict[str, Any] = {"rows": int(len(offline)), "threshold": round(threshold, 6),
+                              "rows_with_a_null_default": int(offline[list(_NULL_DEFAULT_COLUMNS)]
                                                               .isna().any(axis=1).sum())}
-    for path, frame in (("hand_written_defaults", serving_defaults(split.test, split.train)),
-                        ("shared_definition", split.test)):
-        online = report.predict_proba(frame)
-        result[path] = {"score_mismatch_rate": round(float((np.abs(online - offline) > 1e-6).mean()), 6),
-                        "decision_flip_rate": round(float(((online >= threshold) != (offline >= threshold)).mean()), 6),
-                        "max_abs_score_diff": round(float(np.abs(online - offline).max()), 6)}
-    return result, report
+    for path, frame in online_paths.items():
+        if len(frame) != len(offline):
+            raise ValidationError(f"skew_report: path {path!r} has {len(frame)} rows, offline {len(offline)}.",
+                                  fix="Score the same rows on every path.")
+        online = scorer.predict_proba(frame)
+        result[path] = {"score_mismatch_rate": round(float((np.abs(online - base) > 1e-6).mean()), 6),
+                        "decision_flip_rate": round(float(((online >= threshold) != (base >= threshold)).mean()), 6),
+                        "max_abs_score_diff": round(float(np.abs(online - base).max()), 6)}
+    return result
+
+
+def skew_experiment(world: World, *, seed: int, flag_share: float = 0.02,
+                    frame: pd.DataFrame | None = None) -> tuple[dict[str, Any], Any]:
+    """:func:`production_model`, then :func:`skew_report` for the hand-written online defaults
+    and for the shared definition, both applied to the rows as the service receives them."""
+    split, scorer, threshold = production_model(training_set(world) if frame is None else frame, seed=seed,
+                                                flag_share=flag_share)
+    received = as_online_requests(split.test)
+    paths = {"hand_written_defaults": serving_defaults(received, split.train), "shared_definition": received}
+    return skew_report(scorer, split.test, paths, threshold=threshold), scorer
 
 
 # -- leakage -------------------------------------------------------------------------------
-def leakage_scores(world: World, *, seed: int,
-                   frame: pd.DataFrame | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+def leakage_scores(world: World, *, seed: int, frame: pd.DataFrame | None = None,
+                   leaky_frame: pd.DataFrame | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """Leaky vs point-in-time training, with every score kept.
 
     Rows are split in time: first half trains, the next quarter is the offline test, the last
     quarter is production (where only point-in-time features exist). Returns the four AUCs and
     a frame ``period, is_fraud, score_leaky, score_pit`` (offline rows score each model on its
     own features; production rows score both on point-in-time features). ``frame`` is
-    ``training_set(world)`` when already computed.
+    ``training_set(world)`` and ``leaky_frame`` ``training_set(world, leaky=True)`` when already
+    computed (same rows, same order).
     """
     honest = training_set(world) if frame is None else frame
-    leaky = training_set(world, leaky=True)
+    leaky = training_set(world, leaky=True) if leaky_frame is None else leaky_frame
+    if len(leaky) != len(honest) or not leaky["transaction_id"].equals(honest["transaction_id"]):
+        raise ValidationError("leakage_scores: frame and leaky_frame must hold the same rows in the same order.",
+                              fix="Build both with training_set(world) and training_set(world, leaky=True).")
     first = time_split(honest, test_share=0.5)
     later = time_split(first.test, test_share=0.5)
     ts = honest["event_timestamp"]
@@ -130,9 +159,23 @@ def future_rows(joined: pd.DataFrame) -> int:
 
 
 # -- drift ---------------------------------------------------------------------------------
-def drift_samples(world: World, *, seed: int, n: int = 4000) -> dict[str, pd.DataFrame]:
-    """Seeded amount samples: ``reference`` (days 20-30), ``stable`` (days 30-40, still before
-    the shift) and ``current`` (days 45-60, after it). Column ``amount``."""
+#: the default drift windows, in days since the world's start: ``(first, last)`` (end excluded)
+DRIFT_WINDOWS = {"reference": (20, 30), "stable": (30, 40), "current": (45, 60)}
+
+
+def drift_samples(world: World, *, seed: int, n: int = 4000,
+                  windows: dict[str, tuple[int, int]] | None = None) -> dict[str, pd.DataFrame]:
+    """Seeded amount samples (column ``amount``), one per window of ``windows``.
+
+    ``windows`` maps a name to ``(first_day, end_day)`` since the world's start; it must hold
+    ``reference``. Default :data:`DRIFT_WINDOWS`: reference days 20-30, ``stable`` days 30-40
+    (before the covariate shift) and ``current`` days 45-60 (after it).
+    """
+    windows = DRIFT_WINDOWS if windows is None else windows
+    if "reference" not in windows or not all(isinstance(w, tuple) and len(w) == 2 and 0 <= w[0] < w[1]
+                                             for w in windows.values()):
+        raise ValidationError(f"drift_samples: windows must map names (incl. 'reference') to (first_day, end_day), "
+                              f"got {windows!r}.", fix="Pass e.g. {'reference': (20, 30), 'current': (45, 60)}.")
     start = world.scenario.start
     txn = world.transactions
     rng = np.random.default_rng(seed)
@@ -141,20 +184,24 @@ def drift_samples(world: World, *, seed: int, n: int = 4000) -> dict[str, pd.Dat
         mask = (txn["event_timestamp"] >= pd.Timestamp(start + timedelta(days=lo))) & \
                (txn["event_timestamp"] < pd.Timestamp(start + timedelta(days=hi)))
         values = txn.loc[mask, "amount"].to_numpy(np.float64)
+        if values.size == 0:
+            raise ValidationError(f"drift_samples: no transactions in days {lo}-{hi}.",
+                                  fix=f"Use windows inside the world's {world.scenario.days} days.")
         take = rng.choice(values.size, size=min(n, values.size), replace=False)
         return pd.DataFrame({"amount": np.sort(values[take])})
 
-    return {"reference": window(20, 30), "stable": window(30, 40), "current": window(45, 60)}
+    return {name: window(lo, hi) for name, (lo, hi) in windows.items()}
 
 
-def drift_response(reference: Any, current: Any, *, magnitude: float = 0.0,
-                   criticality: str = "critical") -> dict[str, Any]:
-    """PSI of ``current`` scaled by ``1 + magnitude`` against ``reference``, and the response."""
+def drift_response(reference: Any, current: Any, *, magnitude: float = 0.0, criticality: str = "critical",
+                   policy: ResponsePolicy | None = None) -> dict[str, Any]:
+    """PSI of ``current`` scaled by ``1 + magnitude`` against ``reference``, and ``policy``'s response
+    (default :meth:`ResponsePolicy.default`) for a feature of ``criticality``."""
     if isinstance(magnitude, bool) or not isinstance(magnitude, (int, float)) or not -0.9 <= magnitude <= 5:
         raise ValidationError(f"drift_response: magnitude must be in [-0.9, 5], got {magnitude!r}.",
                               fix="Pass e.g. magnitude=0.3 (amounts 30 % higher).")
     value = psi(np.asarray(reference, float), np.asarray(current, float) * (1 + magnitude))
-    response = ResponsePolicy.default().evaluate(criticality=criticality, psi=value)
+    response = (ResponsePolicy.default() if policy is None else policy).evaluate(criticality=criticality, psi=value)
     return {"psi": round(value, 4), "level": response.level, "action": response.action,
             "reason": response.reason}
 

@@ -20,7 +20,8 @@ from ..datasets import World, fit_evaluate, time_split, training_set
 from ..errors import IntegrityError, NotFoundError, ValidationError
 from ..workspace import Workspace
 
-__all__ = ["latest_training_table", "write_latest", "write_snapshot", "load_snapshot", "train_and_score"]
+__all__ = ["latest_training_table", "write_latest", "write_snapshot", "load_snapshot", "train_and_score",
+           "snapshot_run"]
 
 _TABLE_COLUMNS = ("transaction_id", "event_timestamp", "is_fraud", "amount", "merchant_category", "channel",
                   "txn_count_1h", "txn_count_24h", "amount_sum_24h", "txn_count_7d", "amount_avg_7d",
@@ -88,3 +89,9 @@ def train_and_score(table: pd.DataFrame, *, seed: int) -> dict[str, Any]:
     report = fit_evaluate(split.train, split.test, model="logistic", seed=seed)
     return {"rows": int(len(frame)), "auc": round(report.auc, 6), "n_train": report.n_train,
             "n_test": report.n_test, "test_positives": report.test_positives}
+
+
+def snapshot_run(ws: Workspace, snap_id: str, *, seed: int) -> dict[str, Any]:
+    """Train from snapshot ``snap_id``: the fingerprint is the sha256 of the bytes actually read."""
+    table = load_snapshot(ws, snap_id)
+    return {"fingerprint": sha256_file(ws.snapshots_dir / f"{snap_id}.parquet"), **train_and_score(table, seed=seed)}

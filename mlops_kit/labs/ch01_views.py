@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 
 from .ch01_ops import AMOUNT_EDGES
+from .ch01_ops import DRIFT_WINDOWS as _WINDOW_DAYS
 
 __all__ = ["DRIFT_WINDOWS", "plot_leakage_gap", "drift_psi_record", "plot_drift_amounts", "outage_table",
-           "observability_record"]
+           "asof_evidence", "observability_record"]
 
 #: the day ranges of the drift windows drawn by :func:`plot_drift_amounts`
-DRIFT_WINDOWS = {"reference": "days 20-30", "stable": "days 30-40", "current": "days 45-60"}
+DRIFT_WINDOWS = {name: f"days {lo}-{hi}" for name, (lo, hi) in _WINDOW_DAYS.items()}
 
 
 def plot_leakage_gap(aucs: dict[str, float]) -> Any:
@@ -45,8 +46,13 @@ def drift_psi_record(drift: dict[str, dict[str, Any]]) -> dict[str, Any]:
          "level": drift[n]["level"], "action": drift[n]["action"]} for n in ("stable", "current")]}
 
 
-def plot_drift_amounts(samples: dict[str, pd.DataFrame], drift: dict[str, dict[str, Any]]) -> Any:
-    """Step histograms (share of transactions, log-scaled amount) of the reference, stable and current windows."""
+def plot_drift_amounts(samples: dict[str, pd.DataFrame], drift: dict[str, dict[str, Any]],
+                       windows: dict[str, tuple[int, int]] | None = None) -> Any:
+    """Step histograms (share of transactions, log-scaled amount) of the reference, stable and current windows.
+
+    ``windows`` (name -> ``(first_day, end_day)``) labels each curve; default :data:`DRIFT_WINDOWS`.
+    """
+    labels = DRIFT_WINDOWS if windows is None else {n: f"days {lo}-{hi}" for n, (lo, hi) in windows.items()}
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -54,7 +60,7 @@ def plot_drift_amounts(samples: dict[str, pd.DataFrame], drift: dict[str, dict[s
     for name, color in (("reference", "#4f81bd"), ("stable", "#9bbb59"), ("current", "#c0504d")):
         values = samples[name]["amount"]
         ax.hist(values, bins=bins, histtype="step", lw=1.6, color=color, weights=np.full(len(values), 1 / len(values)),
-                label=f"{name}, {DRIFT_WINDOWS[name]}" + (f" (PSI {drift[name]['psi']:.3f})" if name in drift else ""))
+                label=f"{name}, {labels[name]}" + (f" (PSI {drift[name]['psi']:.3f})" if name in drift else ""))
     ax.set_xscale("log"); ax.set_xlabel("amount (log scale)"); ax.set_ylabel("share of transactions"); ax.legend()
     ax.set_title("Amount distribution before and after the shift")
     fig.tight_layout()
@@ -81,3 +87,21 @@ def observability_record(metrics: dict[str, float], rules: pd.DataFrame, healthy
             "healthy_rules": healthy.to_dict("records"), "amount_edges": list(AMOUNT_EDGES),
             "fallback_rule_threshold": float(fallback_rule["threshold"]),
             "fallback_rule_fires": bool(fallback_rule["fires"]), "raw_value_hits": hits}
+
+
+def asof_evidence(rows: pd.DataFrame, naive: pd.DataFrame, pit: pd.DataFrame, *, seed: int,
+                  n: int = 2000) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The ``asof_join`` evidence: a seeded sample of rows with both joins' feature times, and the counts.
+
+    ``naive`` and ``pit`` hold one row per row of ``rows``, in the same order.
+    """
+    from .ch01_ops import future_rows
+
+    idx = rows.sample(n=min(n, len(rows)), random_state=seed).index
+    sample = pd.DataFrame({"event_timestamp": rows.loc[idx, "event_timestamp"].to_numpy(),
+                           "naive_feature_timestamp": naive.loc[idx, "feature_timestamp"].to_numpy(),
+                           "pit_feature_timestamp": pit.loc[idx, "feature_timestamp"].to_numpy()})
+    stats = {"rows": len(rows), "future_rows_naive": future_rows(naive), "future_rows_pit": future_rows(pit)}
+    for name in ("naive", "pit"):
+        stats[f"sample_future_rows_{name}"] = int((sample[f"{name}_feature_timestamp"] > sample["event_timestamp"]).sum())
+    return sample, stats

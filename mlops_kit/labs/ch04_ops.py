@@ -27,7 +27,7 @@ from .ch04 import LabData
 
 __all__ = [
     "upstream_payload", "score_impact", "VerdictGate", "gate_cases", "check_gate_function",
-    "check_approval_rule", "gate_outcomes", "lineage_documents", "blast_radius", "serve",
+    "approval_cases", "check_approval_rule", "gate_outcomes", "lineage_documents", "blast_radius", "serve",
     "alias_history_frame", "holder_at", "tamper_audit_copy", "tamper_artifact",
 ]
 
@@ -110,34 +110,41 @@ class VerdictGate:
                             passed=bool(passed), reason=str(reason))
 
 
-#: (candidate, production, same_eval_set, minimum, min_gain) -> expected verdict, worked out by hand
+#: (candidate, production, same_eval_set, minimum, min_gain) -> expected verdict, the rule that decides
+#: and why, worked out by hand
 _GATE_CASES = (
-    ((0.80, None, True, 0.75, 0.005), True, "no production: the minimum alone decides"),
-    ((0.70, None, True, 0.75, 0.005), False, "below the minimum"),
-    ((0.80, 0.79, True, 0.75, 0.005), True, "gain 0.01 >= 0.005"),
-    ((0.80, 0.798, True, 0.75, 0.005), False, "gain 0.002 < 0.005"),
-    ((0.78, 0.80, True, 0.75, 0.005), False, "worse than production"),
-    ((0.90, 0.80, False, 0.75, 0.005), False, "different evaluation sets are not comparable"),
-    ((None, 0.80, True, 0.75, 0.005), False, "metric not recorded"),
-    ((0.74, 0.60, True, 0.75, 0.005), False, "a large gain does not excuse missing the minimum"),
+    ((0.80, None, True, 0.75, 0.005), True, "minimum", "no production: the minimum alone decides"),
+    ((0.75, None, True, 0.75, 0.005), True, "minimum", "exactly the minimum is enough"),
+    ((0.70, None, True, 0.75, 0.005), False, "minimum", "below the minimum"),
+    ((0.80, 0.79, True, 0.75, 0.005), True, "gain", "gain 0.01 >= 0.005"),
+    ((0.80, 0.798, True, 0.75, 0.005), False, "gain", "gain 0.002 < 0.005"),
+    ((0.78, 0.80, True, 0.75, 0.005), False, "gain", "worse than production"),
+    ((0.90, 0.80, False, 0.75, 0.005), False, "eval-set", "different evaluation sets are not comparable"),
+    ((None, 0.80, True, 0.75, 0.005), False, "recorded", "metric not recorded"),
+    ((None, None, True, 0.75, 0.005), False, "recorded", "metric not recorded, nothing in production"),
+    ((0.74, 0.60, True, 0.75, 0.005), False, "minimum", "a large gain does not excuse missing the minimum"),
 )
 
 
 def gate_cases() -> pd.DataFrame:
     """The hand-worked cases the gate exercise is checked against."""
     rows = [dict(zip(("candidate", "production", "same_eval_set", "minimum", "min_gain"), args),
-                 expected=exp, why=why) for args, exp, why in _GATE_CASES]
+                 expected=exp, rule=rule, why=why) for args, exp, rule, why in _GATE_CASES]
     return pd.DataFrame(rows)
 
 
 def check_gate_function(fn: Callable[..., Any]) -> list[str]:
-    """Run ``fn`` on :func:`gate_cases`; return one message per wrong or malformed answer."""
-    problems = []
-    for (cand, prod, same, minimum, gain), expected, why in _GATE_CASES:
+    """Run ``fn`` on :func:`gate_cases`; return one message per wrong or malformed answer.
+
+    Besides the verdict, the reason must say which rule decided (recorded, minimum, same
+    evaluation set, gain): two cases decided by different rules may not get the same reason.
+    """
+    problems, reasons = [], {}
+    for (cand, prod, same, minimum, gain), expected, rule, why in _GATE_CASES:
         try:
             out = fn(cand, prod, same, minimum=minimum, min_gain=gain)
         except ExerciseNotDoneError:
-            raise  # the stub itself: say "not done yet", not "8 cases wrong"
+            raise  # the stub itself: say "not done yet", not "10 cases wrong"
         except Exception as exc:
             problems.append(f"candidate={cand}, production={prod}, same_eval_set={same}: raised "
                             f"{type(exc).__name__}: {exc}")
@@ -147,36 +154,60 @@ def check_gate_function(fn: Callable[..., Any]) -> list[str]:
         elif bool(out[0]) != expected:
             problems.append(f"candidate={cand}, production={prod}, same_eval_set={same}: got passed={bool(out[0])}, "
                             f"expected {expected} ({why})")
+        else:
+            reasons.setdefault(out[1].strip(), set()).add(rule)
+    problems += [f"the reason {reason!r} is given for cases decided by different rules ({sorted(rules)}): "
+                 "say which rule decided" for reason, rules in reasons.items() if len(rules) > 1]
     return problems
 
 
-def check_approval_rule(rule: Any, *, author: str, reviewers: dict[str, str]) -> list[str]:
+#: (actor, role, author of the version, allowed?, why): the approval cases of exercise 4.2
+_APPROVAL_CASES = (
+    ("raj", "ml-owner", "ana", True, "raj owns the model's quality"),
+    ("lee", "risk", "ana", True, "lee is in the team that owns fraud losses"),
+    ("ana", "ml-owner", "ana", False, "nobody approves their own version"),
+    ("ana", "ml-owner", "omar", False, "ana is an ML engineer: she does not own model quality"),
+    ("ana", "risk", "omar", False, "ana is not in the risk team"),
+    ("raj", "risk", "ana", False, "raj owns quality, not fraud losses"),
+    ("lee", "ml-owner", "ana", False, "lee is in the risk team, not the model's owner"),
+    ("deployer", "ml-owner", "ana", False, "the deployer holds no approval role"),
+)
+
+
+def approval_cases() -> pd.DataFrame:
+    """The hand-worked approval attempts the approval-rule exercise is checked against."""
+    return pd.DataFrame([dict(zip(("actor", "role", "author", "allowed", "why"), c)) for c in _APPROVAL_CASES])
+
+
+def check_approval_rule(rule: Any, *, author: str = "ana") -> list[str]:
     """Problems with ``rule`` for a production fraud model written by ``author``.
 
-    ``reviewers`` maps the available principals to the role each would approve in.
+    Each case of :func:`approval_cases` is tried with ``rule.check_approver`` (accepted or
+    refused as expected); then the two reviewers' approvals must cover every required role,
+    and neither alone may be enough (production needs both sign-offs).
     """
     if not isinstance(rule, ApprovalRule):
         return [f"rule must be an ApprovalRule, got {type(rule).__name__}"]
     problems = []
-    if "risk" not in rule.required_roles or "ml-owner" not in rule.required_roles:
-        problems.append(f"required_roles {list(rule.required_roles)} must include both 'ml-owner' (model quality) "
-                        "and 'risk' (the business owner of fraud losses)")
     at = pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime()
-    made = []
-    for who, role in reviewers.items():
+    for actor, role, owner, allowed, why in _APPROVAL_CASES:
         try:
-            rule.check_approver(actor=who, role=role, author=author, existing=made)
-            made.append(Approval(name="m", version=1, actor=who, role=role, note="ok", at=at, audit_seq=0))
-        except ApprovalError as exc:
-            problems.append(f"{who} could not approve as {role!r}: {exc}")
-    if not problems and rule.missing_roles(made, author=author):
-        problems.append(f"the reviewers {reviewers} cannot cover {rule.missing_roles(made, author=author)}")
-    for role in rule.required_roles:
-        try:
-            rule.check_approver(actor=author, role=role, author=author, existing=[])
-            problems.append(f"the author {author!r} could approve their own model as {role!r}")
+            rule.check_approver(actor=actor, role=role, author=owner, existing=[])
+            got = True
         except ApprovalError:
-            continue
+            got = False
+        if got != allowed:
+            problems.append(f"{actor} approving as {role!r} a version by {owner}: "
+                            f"{'accepted' if got else 'refused'}, expected {'accepted' if allowed else 'refused'} ({why})")
+    made = [Approval(name="m", version=1, actor=a, role=r, note="ok", at=at, audit_seq=0)
+            for a, r, owner, allowed, _ in _APPROVAL_CASES if allowed and owner == author]
+    if rule.missing_roles(made, author=author):
+        problems.append(f"the approvals of {[m.actor for m in made]} leave {rule.missing_roles(made, author=author)} "
+                        "uncovered: a required role nobody may hold blocks every release")
+    for alone in made:
+        if not rule.missing_roles([alone], author=author):
+            problems.append(f"{alone.actor}'s approval alone covers every required role: production needs the "
+                            "sign-off of both owners")
     return problems
 
 

@@ -354,3 +354,81 @@ def test_views_figures_draw_the_given_numbers():
     assert labels == ["reference, days 20-30", "stable, days 30-40 (PSI 0.012)", "current, days 45-60 (PSI 0.300)"]
     assert fig.axes[0].get_xscale() == "log"
     plt.close(fig)
+
+
+# -- exercise checkers (ch01_checks) -------------------------------------------------------
+def _reference_asof(rows, features, key):
+    right = features.assign(feature_timestamp=features["event_timestamp"]).sort_values("event_timestamp", kind="stable")
+    left = rows.assign(_order=np.arange(len(rows))).sort_values("event_timestamp", kind="stable")
+    out = pd.merge_asof(left, right, on="event_timestamp", by=key, direction="backward")
+    return out.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+
+
+def test_asof_oracle_agrees_with_merge_asof_and_the_checker_catches_each_mistake(world):
+    from mlops_kit.datasets import entity_frame
+    from mlops_kit.labs import ch01_checks as C
+
+    rows = entity_frame(world)[["transaction_id", "user_id", "event_timestamp"]].head(400)
+    feats = user_profile_features(world).drop(columns="created_timestamp")
+    feats = feats[feats["user_id"].isin(rows["user_id"])]
+    want = C.asof_oracle(rows, feats, "user_id")
+    got = _reference_asof(rows, feats, "user_id")
+    assert want["transaction_id"].tolist() == got["transaction_id"].tolist()
+    assert (pd.to_datetime(want["feature_timestamp"], utc=True).fillna(pd.Timestamp(0, tz="UTC"))
+            == got["feature_timestamp"].fillna(pd.Timestamp(0, tz="UTC"))).all()
+    probe = rows.sample(n=100, random_state=1).reset_index(drop=True)
+    reference = C.asof_oracle(probe, feats, "user_id")
+
+    def run(fn):
+        return C.asof_exercise_check(fn, fn(rows, feats, "user_id"), rows=rows, features=feats, probe=probe,
+                                     reference=reference)
+
+    assert run(_reference_asof)["passed"]
+    strict = lambda r, f, k: _reference_asof_strict(r, f, k)                          # noqa: E731
+    sorted_out = lambda r, f, k: _reference_asof(r, f, k).sort_values("event_timestamp").reset_index(drop=True)  # noqa: E731
+    own_time = lambda r, f, k: _reference_asof(r, f, k).assign(feature_timestamp=r["event_timestamp"].to_numpy())  # noqa: E731
+    for wrong in (strict, sorted_out, own_time, O.naive_latest_join):
+        result = run(wrong)
+        assert not result["passed"] and result["observed"]["case_problems"], wrong
+
+
+def _reference_asof_strict(rows, features, key):   # "before" instead of "at or before"
+    right = features.assign(feature_timestamp=features["event_timestamp"]).sort_values("event_timestamp", kind="stable")
+    left = rows.assign(_order=np.arange(len(rows))).sort_values("event_timestamp", kind="stable")
+    out = pd.merge_asof(left, right, on="event_timestamp", by=key, direction="backward", allow_exact_matches=False)
+    return out.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+
+
+def test_quality_slo_problems_name_each_mistake():
+    from mlops_kit.labs import ch01_checks as C
+
+    obs = pd.DataFrame({"indicator": ["feature_null"] * 50 + ["parity_mismatch"] * 50, "value": 0.0})
+    good = dict(name="nulls", kind="quality", indicator="feature_null", statistic="rate", objective=0.05,
+                window=timedelta(days=1), owner="risk-features",
+                alert=Alert(name="N", severity="warning", route="jira:X"))
+    assert C.quality_slo_problems(SLO(**good), observations=obs, owner="risk-features") == []
+    mistakes = {"statistic": "p95", "indicator": "parity_mismatch", "objective": 0.1, "kind": "freshness",
+                "window": timedelta(days=2), "owner": "ml-platform",
+                "alert": Alert(name="N", severity="critical", route="pagerduty:x")}
+    for field, value in mistakes.items():
+        problems = C.quality_slo_problems(SLO(**{**good, field: value}), observations=obs, owner="risk-features")
+        assert len(problems) == 1, (field, problems)
+    assert C.quality_slo_problems(None, observations=obs, owner="x") == ["quality_slo must be an SLO, got NoneType"]
+
+
+def test_reproducibility_check_needs_one_snapshot_and_a_moving_table(tmp_path, frame):
+    from mlops_kit.labs import ch01_checks as C
+
+    ws = Workspace(tmp_path / "ws")
+    table = frame.head(3000)[["transaction_id", "event_timestamp", "is_fraud", *R._TABLE_COLUMNS[3:]]]
+    snap = R.write_snapshot(ws, table)
+    other = R.write_snapshot(ws, table.head(2500))
+    latest = [{"fingerprint": "a", "auc": 0.7}, {"fingerprint": "b", "auc": 0.71}]
+    same = [R.snapshot_run(ws, snap, seed=0) for _ in range(2)]
+    copy = ws.snapshots_dir / f"{snap}.parquet"
+    kwargs = dict(snap_id=snap, snapshot_copy=copy, tolerance=1e-9, tamper_refused=True)
+    assert same[0]["fingerprint"] == snap and C.reproducibility_check(latest, same, **kwargs)["passed"]
+    mixed = [same[0], R.snapshot_run(ws, other, seed=0)]
+    assert not C.reproducibility_check(latest, mixed, **kwargs)["passed"]
+    assert not C.reproducibility_check([latest[0], latest[0]], same, **kwargs)["passed"]
+    assert not C.reproducibility_check(latest, same, **{**kwargs, "tamper_refused": False})["passed"]

@@ -34,7 +34,9 @@ def scorers(data):
 
 
 def reference_gate(candidate, production, same_eval_set, *, minimum, min_gain):
-    if candidate is None or candidate < minimum:
+    if candidate is None:
+        return False, "not recorded"
+    if candidate < minimum:
         return False, "minimum"
     if production is None:
         return True, "no production"
@@ -109,6 +111,12 @@ def test_gate_checker_accepts_reference_and_flags_a_wrong_gate():
     assert len(problems) == 1 and "different evaluation sets" in problems[0]
     assert ops.check_gate_function(lambda *a, **k: True)  # wrong shape
 
+    def vague(c, p, same, *, minimum, min_gain):           # right verdicts, a reason that names no rule
+        return reference_gate(c, p, same, minimum=minimum, min_gain=min_gain)[0], "decided"
+
+    assert any("different rules" in p for p in ops.check_gate_function(vague))
+    assert len(ops.gate_cases()) == 10 and set(ops.gate_cases()["rule"]) == {"recorded", "minimum", "eval-set", "gain"}
+
 
 def test_verdict_gate_blocks_a_worse_version(tmp_path, data, scorers):
     reg, _ = _registry_with_versions(tmp_path, data, scorers)
@@ -119,12 +127,22 @@ def test_verdict_gate_blocks_a_worse_version(tmp_path, data, scorers):
 
 
 def test_approval_rule_checker():
-    good = ApprovalRule(required_roles=("ml-owner", "risk"), principals={"raj": ["ml-owner"], "lee": ["risk"]})
-    assert ops.check_approval_rule(good, author="ana", reviewers={"raj": "ml-owner", "lee": "risk"}) == []
-    single = ApprovalRule(required_roles=("ml-owner",))
-    assert ops.check_approval_rule(single, author="ana", reviewers={"raj": "ml-owner"})
+    good = ApprovalRule(required_roles=("ml-owner", "risk"),
+                        principals={"ana": ["ml-engineer"], "raj": ["ml-owner"], "lee": ["risk"]})
+    assert ops.check_approval_rule(good, author="ana") == []
+    single = ApprovalRule(required_roles=("ml-owner",), principals={"raj": ["ml-owner"], "lee": ["risk"]})
+    problems = ops.check_approval_rule(single, author="ana")
+    assert any("lee approving as 'risk'" in p for p in problems) and any("alone covers" in p for p in problems)
+    anyone = ApprovalRule(required_roles=("ml-owner", "risk"))     # no principals: anyone may approve anything
+    assert any("ana approving as 'ml-owner' a version by omar" in p for p in ops.check_approval_rule(anyone))
     wrong_holder = ApprovalRule(required_roles=("ml-owner", "risk"), principals={"raj": ["ml-owner", "risk"]})
-    assert ops.check_approval_rule(wrong_holder, author="ana", reviewers={"raj": "ml-owner", "lee": "risk"})
+    assert any("raj approving as 'risk'" in p for p in ops.check_approval_rule(wrong_holder, author="ana"))
+    owner_ana = ApprovalRule(required_roles=("ml-owner", "risk"),
+                             principals={"ana": ["ml-owner"], "raj": ["ml-owner"], "lee": ["risk"]})
+    assert [p for p in ops.check_approval_rule(owner_ana)] == [
+        "ana approving as 'ml-owner' a version by omar: accepted, expected refused "
+        "(ana is an ML engineer: she does not own model quality)"]
+    assert ops.check_approval_rule("not a rule") == ["rule must be an ApprovalRule, got str"]
 
 
 def test_blast_radius_matches_brute_force(tmp_path, data, scorers):
