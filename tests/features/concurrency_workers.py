@@ -191,3 +191,26 @@ def governor(root: str, worker: int, n: int, barrier, out) -> None:
         store.close()
         return n
     _guard(out, f"g{worker}", body)
+
+
+def backfill_and_promote(root: str, name: str, view: str, start, end, barrier, out) -> None:
+    """Backfill the window (validation tolerates nothing), then race the promotion."""
+    from mlops_kit.errors import ConflictError
+
+    def body():
+        store = FeatureStore(root, clock=NOW)
+
+        def compute(lo, hi):
+            return store.read_offline(view, lo, hi, version=store.live_version(view))
+
+        barrier.wait(timeout=60)
+        rec = _retrying(out, name, lambda: store.backfill(view, start, end, compute=compute, sleep=lambda s: None))
+        barrier.wait(timeout=60)
+        try:
+            store.promote_backfill(rec.backfill_id)
+            outcome = "promoted"
+        except ConflictError:
+            outcome = "conflict"
+        store.close()
+        return (rec.backfill_id, rec.shadow_version, outcome)
+    _guard(out, name, body)

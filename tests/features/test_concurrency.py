@@ -242,3 +242,27 @@ def test_reservations_never_hand_out_an_id_twice(tmp_path, shape):
     ids = [r[0] for r in store.meta._query("SELECT DISTINCT ingest_id FROM offline_files ORDER BY 1")]
     assert ids == list(range(1, 17))
     assert store.meta.reservations() == []
+
+
+def test_two_backfills_of_one_view_get_their_own_shadow_and_one_promotion_wins(tmp_path):
+    root = tmp_path / "ws"
+    store = FeatureStore(root, clock=W.NOW)
+    store.apply([W.USER, W.plain_view("u")])
+    for day in range(3):
+        store.ingest("u", W.batch(0, day, day=day))
+    before = sorted_rows(store.read_offline("u"))
+    store.close()
+    barrier = CTX.Barrier(2)
+    reports, codes = run([(W.backfill_and_promote, (str(root), f"b{i}", "u", T0, T0 + timedelta(days=3), barrier))
+                          for i in range(2)])
+    no_errors(reports)
+    assert codes == [0, 0]
+    results = sorted(payload for _, payload in reports["ok"])
+    assert len({r[0] for r in results}) == 2 and len({r[1] for r in results}) == 2  # own id, own shadow
+    assert sorted(r[2] for r in results) == ["conflict", "promoted"]
+    store = FeatureStore(root, clock=W.NOW)
+    winner = next(r for r in results if r[2] == "promoted")
+    assert store.live_version("u") == winner[1]
+    pd.testing.assert_frame_equal(sorted_rows(store.read_offline("u")), before)  # recomputed identically
+    assert [e["action"] for e in store.live_history("u")] == ["promote"]
+    assert store.verify().ok
