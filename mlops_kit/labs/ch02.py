@@ -32,7 +32,8 @@ from ..features import Entity, FeatureStore, FeatureView, Field
 
 __all__ = [
     "USER", "MERCHANT", "WINDOW", "make_world", "window_counts", "daily_grid", "team_counts",
-    "disagreement", "txn_7d_view", "shared_reads", "shared_7d_frame", "late_events", "serving_replay",
+    "disagreement", "txn_7d_view", "shared_reads", "shared_7d_frame", "late_events", "transactions",
+    "sample_payments", "serving_replay",
     "time_semantics", "training_views", "ingest_training_views", "ingest_corrections",
     "latest_value_join", "pit_training_set", "leakage_violations", "scd2_expected",
     "evaluate_variants", "world_end",
@@ -203,18 +204,35 @@ def late_events(world: World) -> pd.DataFrame:
                          "late": (delay > 1.0).to_numpy()})
 
 
-def serving_replay(world: World, rows: pd.DataFrame, *, window: timedelta = WINDOW) -> np.ndarray:
+def transactions(world: World) -> pd.DataFrame:
+    """The transaction log every count reads (one row per transaction: event and ingestion time)."""
+    return _txn(world)
+
+
+def sample_payments(world: World, *, sample: int, seed: int) -> pd.DataFrame:
+    """``sample`` payments drawn with ``seed``: ``transaction_id, user_id, as_of`` (the payment's time)."""
+    rows = entity_frame(world, request_features=False)
+    if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= len(rows):
+        raise ValidationError(f"sample_payments: sample must be an int in 1..{len(rows)}, got {sample!r}.",
+                              fix="Pass e.g. sample=2000.")
+    take = np.sort(np.random.default_rng(seed).choice(len(rows), size=sample, replace=False))
+    picked = rows.iloc[take][["transaction_id", "user_id", "event_timestamp"]].reset_index(drop=True)
+    return picked.rename(columns={"event_timestamp": "as_of"})
+
+
+def serving_replay(world: World, rows: pd.DataFrame, *, window: timedelta = WINDOW,
+                   time_column: str = "event_timestamp") -> np.ndarray:
     """What the scoring service counted for each row, replayed row by row from its event log.
 
-    For row ``(user_id, event_timestamp=T)`` the service holds the events ingested by ``T``
-    and counts those whose event time lies in ``[T - window, T)``.
+    For row ``(user_id, T)`` (``T`` in ``time_column``) the service holds the events ingested
+    by ``T`` and counts those whose event time lies in ``[T - window, T)``.
     """
     txn = _txn(world)
     logs = {k: (g["event_timestamp"].to_numpy("datetime64[us]"), g["ingested_at"].to_numpy("datetime64[us]"))
             for k, g in txn.groupby("user_id", sort=False)}
     width = np.timedelta64(int(window / timedelta(microseconds=1)), "us")
     out = []
-    for user, at in zip(rows["user_id"].to_numpy(), rows["event_timestamp"].to_numpy("datetime64[us]")):
+    for user, at in zip(rows["user_id"].to_numpy(), rows[time_column].to_numpy("datetime64[us]")):
         event, ingested = logs.get(user, (np.array([], "datetime64[us]"),) * 2)
         out.append(int(np.count_nonzero((ingested <= at) & (event >= at - width) & (event < at))))
     return np.asarray(out, dtype=np.int64)

@@ -86,11 +86,11 @@ def ttl_reading(seen: pd.DataFrame, *, value: str = "fraud_rate_30d") -> Any:
     return "null (fallback)" if winner.empty else winner.iloc[0]
 
 
-def ttl_slider(window: pd.DataFrame, at: datetime, *, start_hours: int = 60) -> Any:
+def ttl_slider(window: pd.DataFrame, at: datetime, *, start_hours: int = 24) -> Any:
     """A TTL slider (hours) that prints ``ttl_window`` and the value read; wraps ``ttl_window``."""
     import ipywidgets as widgets
 
-    slider = widgets.IntSlider(value=start_hours, min=12, max=336, step=12, description="TTL (h)")
+    slider = widgets.IntSlider(value=min(max(int(start_hours), 1), 336), min=1, max=336, step=1, description="TTL (h)")
     shown = widgets.Output()
 
     def on_change(change: dict[str, Any]) -> None:
@@ -146,14 +146,16 @@ def parity_summary(report_before: Any, report_after: Any) -> dict[str, Any]:
 def version_2_problems(candidate: FeatureView, v1: FeatureView) -> list[str]:
     """What keeps ``candidate`` from being a valid version 2 of ``v1`` (empty when valid).
 
-    Rules: same name and version 2; ``tags['window'] == '30d'``; same entity and feature name;
-    same TTL and created-timestamp column; an owner.
+    Rules: same name and version 2; ``tags['window'] == '30d'`` and a description naming the
+    30-day window; same entity and feature name; same TTL and created-timestamp column; an owner.
     """
     problems = []
     if candidate.name != v1.name or candidate.version != 2:
         problems.append(f"name must stay '{v1.name}' and version must be 2")
     if candidate.tags.get("window") != "30d":
         problems.append("tags['window'] must say '30d'")
+    if "30 day" not in (candidate.description or "").replace("-day", " day"):
+        problems.append("the description must say the window is 30 days")
     if candidate.feature_names != v1.feature_names or candidate.join_keys != v1.join_keys:
         problems.append("keep the entity and the feature name")
     if candidate.created_timestamp_column != v1.created_timestamp_column or candidate.ttl != v1.ttl:

@@ -6,7 +6,7 @@ as code and governance (the data behind them comes from ``ch02``).
 >>> rows = pd.DataFrame({"event_timestamp": pd.to_datetime(["2024-01-01", "2024-01-03"], utc=True),
 ...                      "fraud_rate_30d": [0.1, 0.2]})
 >>> at = pd.Timestamp("2024-01-04", tz="UTC")
->>> ttl_window(rows, at, timedelta(days=2))["status"].tolist()
+>>> ttl_window(rows, at, timedelta(days=1))["status"].tolist()
 ['too old', 'winner']
 """
 
@@ -30,6 +30,7 @@ from .ch02 import MERCHANT
 
 __all__ = [
     "GOOD_AGE", "STALE_AGE", "gappy_merchant_risk", "ttl_admission", "ttl_window", "asof_join_sql",
+    "asof_probe", "asof_reference", "asof_diagnosis", "offline_rows_in",
     "online_ages", "p95", "parity_table", "contract_suite", "broken_batch",
 ]
 
@@ -58,11 +59,14 @@ def ttl_admission(root: str | Path, world: World, risk: pd.DataFrame, ttl: Any) 
 
     Row age is computed independently (pandas ``merge_asof`` without any TTL). Returns the
     counts of good rows (age <= ``GOOD_AGE``) admitted and stale rows (age > ``STALE_AGE``)
-    admitted, and whether every admitted row is within the TTL.
+    admitted, whether every admitted row is within the TTL, and two edge probes read through
+    the same store: a row exactly ``GOOD_AGE`` old (``edge_good_admitted``) and a row one
+    minute older than ``STALE_AGE`` (``edge_stale_refused``), so the rule is tested at its
+    edges even where the data has no row of those ages.
     """
     if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
         raise ValidationError(f"ttl_admission: ttl must be a positive timedelta, got {ttl!r}.",
-                              fix="Use e.g. ttl=timedelta(hours=60).")
+                              fix="Pass a datetime.timedelta greater than zero.")
     folder = Path(root) / f"ttl-{int(ttl.total_seconds())}"
     if folder.exists():
         shutil.rmtree(folder)
@@ -84,10 +88,17 @@ def ttl_admission(root: str | Path, world: World, risk: pd.DataFrame, ttl: Any) 
     age = rows["event_timestamp"] - asof["row_ts"]
     admitted = pd.Series(got["txn_count_30d"].notna().to_numpy(), index=rows.index)
     good, stale = age <= GOOD_AGE, age > STALE_AGE
+    last = risk.sort_values("event_timestamp", kind="stable").iloc[-1]
+    edges = pd.DataFrame({"merchant_id": [last["merchant_id"]] * 2,
+                          "event_timestamp": [last["event_timestamp"] + GOOD_AGE,
+                                              last["event_timestamp"] + STALE_AGE + timedelta(minutes=1)]})
+    edges["event_timestamp"] = edges["event_timestamp"].astype(rows["event_timestamp"].dtype)
+    edge = store.get_historical_features(edges, ["merchant_risk_ttl:txn_count_30d"])["txn_count_30d"]
     return {"ttl_hours": round(ttl / timedelta(hours=1), 2), "rows": int(len(rows)),
             "good_rows": int(good.sum()), "good_admitted": int((admitted & good).sum()),
             "stale_rows": int(stale.sum()), "stale_admitted": int((admitted & stale).sum()),
-            "admitted_beyond_ttl": int((admitted & (age > ttl)).sum())}
+            "admitted_beyond_ttl": int((admitted & (age > ttl)).sum()),
+            "edge_good_admitted": bool(pd.notna(edge.iloc[0])), "edge_stale_refused": bool(pd.isna(edge.iloc[1]))}
 
 
 def ttl_window(rows: pd.DataFrame, at: Any, ttl: timedelta | None, *, value: str = "fraud_rate_30d") -> pd.DataFrame:
@@ -139,6 +150,48 @@ def asof_join_sql(store: FeatureStore, entity_df: pd.DataFrame, condition: str, 
     out = entity_df.reset_index(drop=True).copy()
     out[feature] = got["v"].reindex(range(len(out))).to_numpy()
     return out
+
+
+def asof_probe(rows: pd.DataFrame, store: FeatureStore, *, view: str = "merchant_risk",
+               hours: range = range(6, 97, 6), merchants: int = 5) -> pd.DataFrame:
+    """Probe rows for an as-of condition: ``rows`` (``merchant_id, event_timestamp``) plus rows
+    after the view's last day, ``hours`` after its last row, for the first ``merchants``.
+
+    The later rows have only old feature rows to choose from, so a condition that ignores
+    the view's TTL reads a value there that the store's join refuses.
+    """
+    base = rows[["merchant_id", "event_timestamp"]].reset_index(drop=True)
+    last = pd.Timestamp(store.read_offline(view)["event_timestamp"].max())
+    keys = sorted(base["merchant_id"].unique())[:merchants]
+    late = pd.DataFrame([{"merchant_id": k, "event_timestamp": last + pd.Timedelta(hours=h)}
+                         for k in keys for h in hours])
+    late["event_timestamp"] = late["event_timestamp"].astype(base["event_timestamp"].dtype)
+    return pd.concat([base, late], ignore_index=True)
+
+
+def asof_reference(store: FeatureStore, probe: pd.DataFrame, *, feature: str = "merchant_risk:fraud_rate_30d") -> pd.DataFrame:
+    """The store's own point-in-time join of ``probe`` (``filter_by_created_timestamp=True``)."""
+    return store.get_historical_features(probe, [feature], filter_by_created_timestamp=True)
+
+
+def asof_diagnosis(mine: Any, reference: Any) -> str:
+    """How two joined columns differ: rows only yours reads, rows only the reference reads, other values."""
+    a, b = pd.Series(mine).reset_index(drop=True), pd.Series(reference).reset_index(drop=True)
+    extra = int((a.notna() & b.isna()).sum())
+    missing = int((a.isna() & b.notna()).sum())
+    other = int((a.notna() & b.notna() & (a.astype("float64") != b.astype("float64"))).sum())
+    return (f"{extra} rows read a value where the store's join reads null, {missing} rows read null where it reads "
+            f"a value, {other} rows read another feature row: compare f's timestamps with e's on those rows")
+
+
+def offline_rows_in(store: FeatureStore, view: str, start: datetime | None, end: datetime, *,
+                    version: int | None = None) -> int:
+    """Offline rows of ``view`` with ``start <= event_timestamp < end`` (``start`` None: no lower bound)."""
+    ts = pd.to_datetime(store.read_offline(view, version=version)["event_timestamp"], utc=True)
+    keep = ts < pd.Timestamp(end)
+    if start is not None:
+        keep &= ts >= pd.Timestamp(start)
+    return int(keep.sum())
 
 
 # -- section 4: freshness and parity ------------------------------------------------------

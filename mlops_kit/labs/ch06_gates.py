@@ -20,7 +20,7 @@ from ..quality import FreshnessCheck, NullRateCheck, QualitySuite, RangeCheck, U
 from .ch06 import DAILY_FEATURES, DAY
 
 __all__ = ["GATES", "OPS", "verdict", "gate_row", "data_suite", "data_gate", "leakage_rate", "leaky_join",
-           "feature_gate", "model_gate", "release_decision", "decisions", "corrupt_batch"]
+           "feature_gate", "model_gate", "release_decision", "decisions", "decision_probes", "corrupt_batch"]
 
 GATES = ("data", "feature", "model")
 OPS = ("<=", ">=", "==")
@@ -139,6 +139,24 @@ def release_decision(rows: list[dict[str, Any]]) -> str:
         if any(r["gate"] == gate and not r["passed"] for r in rows):
             return f"blocked by {gate} gate"
     return "release"
+
+
+def decision_probes(*, seed: int) -> list[list[dict[str, Any]]]:
+    """Probe releases for a decision function: every set of failing gates, in every gate subset run.
+
+    Each probe holds, for each gate that ran, one passing row and (when that gate fails) one
+    failing row; the rows are shuffled with ``seed``, so a function must read the gate order,
+    not the row order. The empty release (no rows) is included.
+    """
+    rng = np.random.default_rng(seed)
+    probes: list[list[dict[str, Any]]] = [[]]
+    for ran in range(1, 1 << len(GATES)):
+        gates = [g for i, g in enumerate(GATES) if ran >> i & 1]
+        for failing in range(1 << len(gates)):
+            rows = [{"gate": g, "check": f"{g}-ok", "passed": True} for g in gates]
+            rows += [{"gate": g, "check": f"{g}-bad", "passed": False} for i, g in enumerate(gates) if failing >> i & 1]
+            probes.append([rows[i] for i in rng.permutation(len(rows))])
+    return probes
 
 
 def decisions(table: pd.DataFrame, decide: Any = release_decision) -> pd.DataFrame:

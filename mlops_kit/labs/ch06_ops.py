@@ -106,9 +106,8 @@ def guardrails(*, outage: Guardrail | None = None) -> list[Guardrail]:
     return out
 
 
-def outage_guardrail(*, metric: str = "missing_feature_rate", threshold: float = 0.3, window_min: int = 30,
-                     action: str = "fallback", arm: str = "all") -> Guardrail:
-    """The feature-retrieval guardrail of the outage drill (the exercise chooses its settings)."""
+def outage_guardrail(*, metric: str, threshold: float, window_min: int, action: str, arm: str) -> Guardrail:
+    """The feature-retrieval guardrail of the outage drill (the exercise chooses every setting)."""
     return Guardrail(name="feature-retrieval", metric=metric, threshold=float(threshold), window=window_min * _M,
                      min_samples=20, arm=arm, action=action, inconclusive_limit=10_000)
 
@@ -215,10 +214,11 @@ def locate_checklist(items: Sequence[dict[str, Any]], mapping: dict[str, Sequenc
 
 
 def explore_drill(models: dict[str, Any], frames: dict[str, pd.DataFrame], source: AsOfSource, *, kind: str = "drift",
-                  magnitude: float = 3.0, seed: int = 0) -> tuple[dict[str, Any], Any]:
+                  magnitude: float = 3.0, seed: int = 0, outage_guard: Guardrail | None = None) -> tuple[dict[str, Any], Any]:
     """Run one drill on in-memory copies (no registry or store writes); the widget's plain function.
 
-    ``models``: ``{"stable": model, "candidate": model, "fallback": model}``.
+    ``models``: ``{"stable": model, "candidate": model, "fallback": model}``; ``outage_guard`` is
+    added to the release's guardrails (an outage drill without one has no feature-retrieval alert).
     """
     from ..rollout import plot_traffic_split
 
@@ -226,7 +226,7 @@ def explore_drill(models: dict[str, Any], frames: dict[str, pd.DataFrame], sourc
     fault = drill_fault(kind, window, magnitude=magnitude, hours=3 if kind == "outage" else None)
     provider = InMemoryModelProvider({"1": models["stable"], "2": models["candidate"]},
                                      {"deployed-prod": "1", "approved-prod": "2"})
-    guards = guardrails(outage=outage_guardrail() if kind == "outage" else None)
+    guards = guardrails(outage=outage_guard if kind == "outage" else None)
     if kind == "concept":
         guards.append(Guardrail(name="kpi-fraud-caught", metric="kpi_drop", statistic="fraud_caught", arm="all",
                                 compare_to="reference", threshold=0.2, window=DAY, min_samples=20,
@@ -236,6 +236,7 @@ def explore_drill(models: dict[str, Any], frames: dict[str, pd.DataFrame], sourc
     t = first_times(r.events, containment=("abort", "rollback", "fallback_on"))
     req = r.requests
     arrived = int((req["label_timestamp"] <= req["event_timestamp"].max()).sum())
-    summary = {"kind": kind, "magnitude": magnitude, "status": r.status, **t,
+    detect = None if t["first_alert"] is None else (pd.Timestamp(t["first_alert"]) - pd.Timestamp(fault.start)).total_seconds() / 60
+    summary = {"kind": kind, "magnitude": magnitude, "status": r.status, **t, "detect_min": detect,
                "labels_arrived_in_window": f"{arrived} of {len(req)}"}
     return summary, plot_traffic_split(r, title=f"{kind} drill (magnitude {magnitude:g}): {r.status}")

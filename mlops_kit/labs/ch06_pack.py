@@ -77,7 +77,8 @@ Every step is a call on the kit; the lab module is `mlops_kit.labs.ch06`. Enviro
   (`registry.rollback(name, actor=..., reason=...)`); do not retrain before the shift is explained.
 
 ## Runbook: online-store outage
-- Signal: `feature-retrieval` guardrail (missing-feature rate > 0.3 over 30 min, all traffic).
+- Signal: the `feature-retrieval` guardrail fires (its settings, as drilled, are in CA-O1 of
+  `postmortem_outage.md`).
 - Action: the fallback model serves automatically; never roll back the model for a store failure;
   after recovery the fallback ends by itself after three healthy measurements.
 

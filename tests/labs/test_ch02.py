@@ -166,6 +166,41 @@ def test_asof_join_sql_and_pit_match_brute_force(world, store):
         sync.asof_join_sql(store, rows, " ")
 
 
+def test_asof_probe_exercises_every_clause(world, store):
+    rows = ch02.entity_frame(world).sample(300, random_state=2)[["merchant_id", "event_timestamp"]]
+    probe = sync.asof_probe(rows, store, hours=range(12, 97, 12), merchants=3)
+    assert len(probe) == 300 + 3 * 8
+    last = store.read_offline("merchant_risk")["event_timestamp"].max()
+    assert (probe["event_timestamp"].iloc[300:] > last).all()
+    kit = sync.asof_reference(store, probe)["fraud_rate_30d"]
+    right = ("f.event_timestamp <= e.event_timestamp AND f.event_timestamp >= e.event_timestamp - INTERVAL 2 DAY "
+             "AND f.created_timestamp <= e.event_timestamp")
+    assert ch02.disagreement(sync.asof_join_sql(store, probe, right)["fraud_rate_30d"], kit)["differ"] == 0
+    no_ttl = sync.asof_join_sql(store, probe, "f.event_timestamp <= e.event_timestamp AND "
+                                "f.created_timestamp <= e.event_timestamp")["fraud_rate_30d"]
+    assert ch02.disagreement(no_ttl, kit)["differ"] > 0      # only the late probe rows can tell
+    assert sync.asof_diagnosis([1.0, None, 2.0, None], [None, 1.0, 3.0, None]).startswith(
+        "1 rows read a value where the store's join reads null, 1 rows read null where it reads a value, 1 rows")
+
+
+def test_offline_rows_in_counts_half_open_windows(store):
+    ts = pd.to_datetime(store.read_offline("merchant_risk")["event_timestamp"], utc=True)
+    lo, hi = ts.min() + pd.Timedelta(days=1), ts.min() + pd.Timedelta(days=3)
+    want = sum(1 for t in ts if lo <= t < hi)
+    assert sync.offline_rows_in(store, "merchant_risk", lo, hi) == want
+    assert sync.offline_rows_in(store, "merchant_risk", None, hi) == sum(1 for t in ts if t < hi)
+
+
+def test_sample_payments_and_visible_definitions_match_the_replay(world):
+    rows = ch02.sample_payments(world, sample=300, seed=1)
+    assert list(rows.columns) == ["transaction_id", "user_id", "as_of"] and rows["transaction_id"].is_unique
+    txn = ch02.transactions(world)
+    known = ch02.window_counts(txn, rows, time_column="event_timestamp", window=ch02.WINDOW, known_by="ingested_at")
+    assert (known == ch02.serving_replay(world, rows, time_column="as_of")).all()
+    with pytest.raises(ValidationError):
+        ch02.sample_payments(world, sample=0, seed=1)
+
+
 def test_pit_training_set_has_no_leak_and_unfiltered_warns(world, store):
     pit = ch02.pit_training_set(store, world, filter_by_created_timestamp=True)
     assert ch02.leakage_violations(pit)["rows"] == 0
@@ -188,8 +223,13 @@ def test_ttl_admission_against_ages(world, tmp_path):
     assert wide["stale_admitted"] == wide["stale_rows"] > 0
     assert narrow["good_admitted"] == narrow["good_rows"] and narrow["stale_admitted"] == 0
     assert narrow["admitted_beyond_ttl"] == 0
+    assert narrow["edge_good_admitted"] and narrow["edge_stale_refused"]
     short = sync.ttl_admission(tmp_path, world, gappy, timedelta(hours=12))
     assert short["good_admitted"] < short["good_rows"]
+    # the edges: a row exactly 48 h old must be read, a row 72 h + 1 min old must not
+    assert not sync.ttl_admission(tmp_path, world, gappy, timedelta(hours=47))["edge_good_admitted"]
+    edge = sync.ttl_admission(tmp_path, world, gappy, timedelta(hours=73))
+    assert edge["stale_admitted"] == 0 and not edge["edge_stale_refused"]
     with pytest.raises(ValidationError):
         sync.ttl_admission(tmp_path, world, gappy, timedelta(0))
 

@@ -67,9 +67,9 @@ def test_ttl_slider_prints_ttl_window(capsys):
     rows = pd.DataFrame({"event_timestamp": pd.to_datetime(["2024-01-01", "2024-01-03"], utc=True),
                          "fraud_rate_30d": [0.1, 0.2]})
     at = pd.Timestamp("2024-01-04", tz="UTC")
-    box = show.ttl_slider(rows, at)
+    box = show.ttl_slider(rows, at, start_hours=30)      # the notebook passes the learner's TTL
     slider = box.children[0]
-    assert slider.value == 60
+    assert slider.value == 30 and show.ttl_slider(rows, at, start_hours=1000).children[0].value == 336
     slider.value = 12                                   # observers fire when code sets a value
     out = capsys.readouterr().out
     assert sync.ttl_window(rows, at, timedelta(hours=12)).to_string(index=False) in out
@@ -111,7 +111,7 @@ def test_version_2_problems_one_rule_each():
     v1 = ch02.txn_7d_view()
     assert show.version_2_problems(_v2(), v1) == []
     cases = {"version": _v2(version=3), "tags": _v2(tags={"window": "7d"}), "feature": _v2(schema=[Field(name="n", dtype="int64")]),
-             "ttl": _v2(ttl=timedelta(days=1)), "owner": _v2(owner="")}
+             "ttl": _v2(ttl=timedelta(days=1)), "owner": _v2(owner=""), "description": _v2(description="a month")}
     for what, view in cases.items():
         assert len(show.version_2_problems(view, v1)) == 1, what
     record = show.definitions_record(v1, ch02.txn_7d_view(window_days=30), _v2(), None, {"differ": 0})

@@ -96,6 +96,26 @@ def test_verdicts_and_release_decision_by_hand():
     assert table.loc[0, "decision"] == "blocked by feature gate"
 
 
+def test_decision_probes_cover_every_gate_combination():
+    probes = G.decision_probes(seed=3)
+    assert len(probes) == 1 + sum(2 ** k * n for k, n in ((1, 3), (2, 3), (3, 1)))   # empty + every ran/failing set
+    seen = {G.release_decision(p) for p in probes}
+    assert seen == {"release", "blocked by data gate", "blocked by feature gate", "blocked by model gate"}
+
+    def wrong_order(rows):   # model before feature: must disagree on some probe
+        for gate in ("data", "model", "feature"):
+            if any(r["gate"] == gate and not r["passed"] for r in rows):
+                return f"blocked by {gate} gate"
+        return "release"
+
+    def first_failing_row(rows):   # row order instead of gate order
+        bad = [r for r in rows if not r["passed"]]
+        return f"blocked by {bad[0]['gate']} gate" if bad else "release"
+
+    for fn in (wrong_order, first_failing_row):
+        assert any(fn(p) != G.release_decision(p) for p in probes), fn.__name__
+
+
 def test_corrupt_batch_fails_the_data_gate(daily):
     batch = daily[0]
     now = batch["event_timestamp"].max().to_pydatetime()

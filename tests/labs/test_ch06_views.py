@@ -85,13 +85,16 @@ def test_lifecycle_stages_fail_where_the_evidence_is_missing():
     result = NS(status="completed", measurements=pd.DataFrame({"verdict": ["pass", "inconclusive"]}))
     kw = dict(feat={"user_daily": 10, "user_profile": 3}, frames={"train": pd.DataFrame({"x": range(4)})},
               snap={"train": (None, "ab" * 32)}, report={"auc": 0.81234}, version=2, approvals=approvals)
-    ok = V.lifecycle_stages(refused=True, result=result, deployed=2, **kw)
+    good = dict(parity_ok=True, leak_rate=0.0, auc_floor=0.75)
+    ok = V.lifecycle_stages(refused=True, result=result, deployed=2, **kw, **good)
     assert [s["stage"] for s in ok] == ["features", "training set", "model", "registry", "canary", "monitoring"]
     assert all(s["status"] == "ok" for s in ok)
-    assert ok[1]["detail"] == "4 rows, point-in-time, snapshot abababababab" and ok[2]["detail"] == "eval AUC 0.812"
+    assert ok[1]["detail"] == "4 rows, leakage rate 0, snapshot abababababab"
+    assert ok[2]["detail"] == "eval AUC 0.812 (floor 0.75)"
     bad = NS(status="completed", measurements=pd.DataFrame({"verdict": ["fail", "pass"]}))
-    st = {s["stage"]: s["status"] for s in V.lifecycle_stages(refused=False, result=bad, deployed=1, **kw)}
-    assert (st["registry"], st["canary"], st["monitoring"]) == ("failed", "failed", "failed")
+    st = {s["stage"]: s["status"] for s in V.lifecycle_stages(refused=False, result=bad, deployed=1, parity_ok=False,
+                                                             leak_rate=0.01, auc_floor=0.9, **kw)}
+    assert all(v == "failed" for v in st.values()), st
 
 
 def test_psi_samples_match_a_loop():
@@ -142,15 +145,22 @@ def test_outage_and_drift_actions_pass_and_fail_by_hand():
     t0 = pd.Timestamp("2024-01-01", tz="UTC")
     times = [t0 + pd.Timedelta(minutes=15 * k) for k in range(12)]
     arms = ["stable"] * 3 + ["fallback"] * 6 + ["stable"] * 3
-    res = NS(requests=pd.DataFrame({"event_timestamp": times, "arm": arms}))
-    guards = O.guardrails(outage=O.outage_guardrail())
+    guard = O.outage_guardrail(metric="missing_feature_rate", threshold=0.4, window_min=20, action="fallback", arm="all")
+    alert = pd.DataFrame({"time": [times[1]], "kind": ["alert"], "detail": ["feature-retrieval: 0.9 > 0.4 -> fail"]})
+    res = NS(requests=pd.DataFrame({"event_timestamp": times, "arm": arms}), events=alert)
+    guards = O.guardrails(outage=guard)
     run = lambda actions: {a.id: a.run().passed for a in actions}  # noqa: E731
     # fallback from 00:45 to 02:15 (exclusive); containment 00:30 -> the window starts at 00:45
-    ok = V.outage_actions(guards, _FakeRegistry(), res, contained=times[2], recovered=times[9])
+    ok = V.outage_actions(guards, _FakeRegistry(), res, contained=times[2], recovered=times[9], fault_start=times[0])
     assert run(ok) == {"CA-O1": True, "CA-O2": True, "CA-O3": True}
+    assert "missing_feature_rate > 0.4 over 0:20:00" in ok[0].spec     # the guard the drill ran with
     rb = _FakeRegistry(history=[NS(action="rollback")])
-    bad = V.outage_actions(O.guardrails(), rb, res, contained=times[0], recovered=times[9])
+    bad = V.outage_actions(O.guardrails(), rb, res, contained=times[0], recovered=times[9], fault_start=times[0])
     assert run(bad) == {"CA-O1": False, "CA-O2": False, "CA-O3": False}
+    # the guard fired, but more than an hour after the fault; a rollback held before the drill is not counted
+    late = V.outage_actions(guards, rb, res, contained=times[2], recovered=times[9], fault_start=times[1] - pd.Timedelta(hours=2),
+                            rollbacks_before=1)
+    assert run(late) == {"CA-O1": False, "CA-O2": True, "CA-O3": True}
     ev = pd.DataFrame({"time": [times[4]], "kind": ["abort"]})
     drift = NS(events=ev, requests=pd.DataFrame({"event_timestamp": times, "arm": ["candidate"] * 4 + ["stable"] * 8}))
     assert run(V.drift_actions(O.guardrails(), _FakeRegistry(deployed=3), drift, known_good=3)) == {
