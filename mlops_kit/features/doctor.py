@@ -136,13 +136,14 @@ def verify_store(store: "FeatureStore") -> VerifyReport:
     live, abandoned = [], []
     for res in store.meta.reservations():
         (live if _alive(res["pid"], res["host"]) else abandoned).append(res)
+    live_ids = {r["ingest_id"] for r in live}
     live_tokens = {r["token"] for r in live}
     for res in abandoned:
         problems.append(Problem("abandoned_write", f"{res['view']}@v{res['version']}",
                                 f"ingest {res['ingest_id']} (token {res['token']}, pid {res['pid']}) stopped "
                                 "before its commit; none of its rows are visible.",
                                 "Run `mlops-kit doctor --repair` to quarantine its files, then ingest again."))
-    for orphan in _orphans(ws, committed, live_tokens):
+    for orphan in _orphans(ws, committed, live_ids, live_tokens):
         problems.append(Problem("orphan_file", orphan, "no committed manifest row references it.",
                                 "Run `mlops-kit doctor --repair` to move it to quarantine/ (nothing is deleted)."))
     bad = {p.where for p in problems}
@@ -156,13 +157,13 @@ def verify_store(store: "FeatureStore") -> VerifyReport:
                                         for r in live))
 
 
-def _orphans(ws: Any, committed: set[str], live_tokens: set[str]) -> list[str]:
+def _orphans(ws: Any, committed: set[str], live_ids: set[int], live_tokens: set[str]) -> list[str]:
     """Workspace-relative paths of files no manifest row or live writer owns."""
     out = []
     root = ws.offline_dir
     for file in sorted(root.rglob("*.parquet")):
         rel = str(file.relative_to(root))
-        if rel in committed or any(f"-{t}." in file.name for t in live_tokens):
+        if rel in committed or any(file.name.startswith(f"part-{i:08d}-") for i in live_ids):
             continue
         out.append(str(file.relative_to(ws.root)))
     tmp = ws.tmp_dir

@@ -13,14 +13,14 @@ Tables (all owned by this module; other components keep their own tables in the 
     backfills(backfill_id, view, seq, record)   one lineage record (JSON) per backfill
     id_sequences(name, value)   ids handed out so far (``ingest``), never reused
     write_reservations(token, ingest_id, view, version, pid, host, started_us)
-                                an ingest in flight: its id and the token in its file names
+                                an ingest in flight: its id, and the token of its staging folder
     offline_file_digests(path, bytes, sha256)   size and hash of every committed file
 
 The manifest ``offline_files`` is what readers trust: a Parquet file becomes visible only
 when its row is committed, and one ingest commits all its files in one transaction.
 
-Several processes may write at once. A writer reserves its ingest id (and a token unique to
-it) in one transaction *before* it writes any file, so two writers never pick the same id or
+Several processes may write at once. A writer reserves its ingest id (and a token naming its
+staging folder) in one transaction *before* it writes any file, so two writers never pick the same id or
 file name; its commit removes the reservation in the same transaction as the manifest rows.
 A reservation left behind by a killed writer marks its files as abandoned, not committed
 (``mlops-kit doctor`` reports them and ``--repair`` quarantines them).

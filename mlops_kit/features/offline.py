@@ -1,8 +1,9 @@
 """Offline storage: Parquet under ``offline/<view>/v<version>/date=YYYY-MM-DD/``.
 
-An ingest first reserves its ingest id and a writer token in ``features.sqlite`` (one
-transaction), so concurrent writers never share an id or a file name
-(``part-<id>-<token>.parquet``). It then writes one new file per touched event-date
+An ingest first reserves its ingest id in ``features.sqlite`` (one transaction), so
+concurrent writers never share an id or a file name (``part-<id>-<digest>.parquet``, the
+digest taken over the id and the bytes this writer wrote, so names are unique per writer
+and reproducible run to run). It then writes one new file per touched event-date
 partition, fsynced under ``workspace.tmp_dir``, publishes each into its partition with a
 link that refuses to replace an existing file, and commits the manifest rows, their
 digests and the end of its reservation in one SQLite transaction. Readers list files from
@@ -18,6 +19,7 @@ ingested last, so that every read is deterministic.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -78,6 +80,11 @@ def _tie_detector(con: duckdb.DuckDBPyConnection, offline_root: Path, view: Feat
     return detect
 
 
+def _digest_suffix(ingest_id: int, view: FeatureView, parts: list[tuple[str, str]]) -> str:
+    text = f"{ingest_id}:{view.name}:{view.version}:" + ",".join(f"{d}={h}" for d, h in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def _publish(tmp_file: Path, target: Path) -> None:
     """Move ``tmp_file`` to ``target``, never replacing a file that is already there."""
     try:
@@ -120,16 +127,20 @@ def write_ingest(con: duckdb.DuckDBPyConnection, meta: MetadataDB, offline_root:
     staging: Path | None = None
     try:
         staging = Path(tempfile.mkdtemp(prefix=f"ingest-{token}-{view.name}-", dir=tmp_root))
+        written = []
         for idx in groups:
             day_us = int(days[idx[0]]) * _US_PER_DAY
             day = np.datetime64(day_us, "us").astype("datetime64[D]").astype(str)
             part = table.take(pa.array(idx)) if len(groups) > 1 else table
-            name = f"part-{ingest_id:08d}-{token}.parquet"
-            tmp_file = staging / f"{day}-{name}"
+            tmp_file = staging / f"{day}.parquet"
             _fsync_write(part, tmp_file)
-            target = partition_dir(offline_root, view, day) / name
-            digests.append((str(target.relative_to(offline_root)), tmp_file.stat().st_size,
-                            sha256_file(tmp_file)))
+            written.append((day, tmp_file, tmp_file.stat().st_size, sha256_file(tmp_file), idx))
+        # the name's suffix is a digest of what this writer wrote: unique to it, yet the same
+        # in every run of the same data (evidence that lists file names stays reproducible)
+        suffix = _digest_suffix(ingest_id, view, [(day, digest) for day, _, _, digest, _ in written])
+        for day, tmp_file, size, digest, idx in written:
+            target = partition_dir(offline_root, view, day) / f"part-{ingest_id:08d}-{suffix}.parquet"
+            digests.append((str(target.relative_to(offline_root)), size, digest))
             part_ts = ts_us[idx]
             staged.append((tmp_file, target, len(idx), int(part_ts.min()), int(part_ts.max())))
         for i, (tmp_file, target, _, _, _) in enumerate(staged):

@@ -142,10 +142,13 @@ def test_writer_killed_between_rename_and_commit_leaves_others_intact(tmp_path):
     before = store.verify()
     assert {p.kind for p in before.problems} == {"abandoned_write", "orphan_file"}, before.text()
     orphans = before.of_kind("orphan_file")
-    token = before.of_kind("abandoned_write")[0].detail.split("token ")[1].split(",")[0]
+    detail = before.of_kind("abandoned_write")[0].detail
+    token = detail.split("token ")[1].split(",")[0]
+    ingest_id = int(detail.split()[1])
     parts = [p for p in orphans if p.where.startswith("offline/")]
     staging = [p for p in orphans if p.where.startswith("tmp/")]
-    assert len(parts) == 2 and all(p.where.endswith(f"-{token}.parquet") for p in parts)  # its two partitions
+    assert len(parts) == 2 and all(p.where.split("/")[-1].startswith(f"part-{ingest_id:08d}-")
+                                   for p in parts)  # its two partitions
     assert len(staging) == 1 and staging[0].where.startswith(f"tmp/ingest-{token}-")  # and its staging folder
     after = store.repair()
     assert after.ok, after.text()
