@@ -1,8 +1,9 @@
 """``build_evidence``: execute the chapter notebooks with papermill, keep them, hash and grade.
 
-All notebooks run from this one process through papermill's Python API (kernel
-``python3``, working directory = the notebooks folder, absolute evidence paths as
-parameters). Parameters are checked against each notebook's ``parameters`` cell before
+Notebooks run through papermill's Python API (kernel ``python3``, working directory = the
+notebooks folder, absolute evidence paths as parameters), one after another or, with
+``jobs > 1``, side by side in a pool of worker processes (chapters share nothing but the
+pack folder, each writing only its own ``chNN/``, executed notebook and HTML page). Parameters are checked against each notebook's ``parameters`` cell before
 anything runs. A failing chapter is recorded and the build continues.
 """
 
@@ -14,8 +15,10 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -176,12 +179,57 @@ def _chapter_answers(chapter: int, answers: Mapping[str, Any]) -> dict[str, Any]
     return {k: v for k, v in answers.items() if k in ids}
 
 
+def _status_line(status: Mapping[str, Any]) -> str:
+    return (f"{status['status']} in {status['duration_s']} s"
+            + (f": {status['error']}" if status["error"] else ""))
+
+
+def run_chapter(number: int, notebook: str, executed_path: str, parameters: dict[str, Any], cwd: str,
+                timeout: int, out: str) -> dict[str, Any]:
+    """Execute one chapter notebook with papermill and export its HTML; returns its status.
+
+    Module-level so a process pool can run chapters side by side; every failure of the
+    chapter is reported in the status, never raised.
+    """
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    from .html import notebook_to_html
+
+    path, executed, root = Path(notebook), Path(executed_path), Path(out)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    status: dict[str, Any] = {"notebook": path.name, "status": "ok", "error": None}
+    try:
+        papermill.execute_notebook(
+            str(path), str(executed), parameters=parameters, kernel_name="python3",
+            cwd=cwd, progress_bar=False, log_output=False,
+            request_save_on_cell_execute=True, execution_timeout=timeout)
+    except PapermillExecutionError as exc:
+        status.update(status="failed", error=f"cell {exc.exec_count}: {exc.ename}: "
+                      f"{str(exc.evalue)[:300]}")
+    except (CellTimeoutError, DeadKernelError, RuntimeError, OSError) as exc:
+        # timeouts, a kernel that died or never started: the chapter fails, the build goes on
+        status.update(status="failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+    marker = root / chapter_dirname(number) / "complete.json"
+    if status["status"] == "ok" and not marker.exists():
+        status.update(status="incomplete", error="ran to the end without rec.complete()")
+    status["duration_s"] = round(time.perf_counter() - started, 1)
+    if executed.exists():
+        try:
+            notebook_to_html(executed, root / "html" / (path.stem + ".html"))
+        except (EvidenceError, ValueError, OSError) as exc:
+            status["html_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return status
+
+
 def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[str] | None = None,
                    chapters: list[int] | None = None, seed: int | None = None,
                    scale: Any = None, quiz_answers: str | os.PathLike[str] | None = None,
                    workspace: str | os.PathLike[str] | None = None, timeout: int = 600,
                    grade: bool = True, rubric: str | os.PathLike[str] | None = None,
-                   progress: Callable[[str], None] = print) -> BuildResult:
+                   progress: Callable[[str], None] = print, jobs: int | None = None) -> BuildResult:
     """Execute chapter notebooks into an evidence pack at ``out``, write the manifest, grade.
 
     Parameters
@@ -205,7 +253,11 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
         Grade the pack afterwards (default) with ``rubric`` (default: the checkout's
         ``rubric.md``).
     progress:
-        Called with one line per chapter start and end (default ``print``).
+        Called with one line per chapter start and end (default ``print``); with several
+        jobs, one line per chapter as it finishes, led by a progress bar.
+    jobs:
+        Chapters run at the same time, each in its own kernel (default: the core count).
+        The pack is the same as a serial build's except for measured durations.
 
     Returns
     -------
@@ -221,12 +273,10 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
     EvidenceError, ValidationError
         Bad folders, chapters, seed, timeout or quiz-answers file (nothing written).
     """
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
-    from .html import notebook_to_html
-
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValidationError(f"--jobs must be a positive integer, got {jobs!r}.", fix="Pass e.g. --jobs 2.")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValidationError(f"--seed must be an integer >= 0, got {seed!r}.", fix="Pass e.g. 7.")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
@@ -256,36 +306,32 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
     _prepare_out(root, selected)
     work = root / WORK_DIR / "_build"
     result = BuildResult(out=root)
+    jobs = min(jobs, len(selected))
+    tasks = [(number, str(path), str(root / "notebooks" / path.name), plans[number], str(folder), timeout,
+              str(root)) for number, path in selected.items()]
     with _hermetic_env(work, Path(workspace).resolve() if workspace else None):
-        for position, (number, path) in enumerate(selected.items(), start=1):
-            progress(f"[{position}/{len(selected)}] chapter {number}: {path.name} ...")
-            executed = root / "notebooks" / path.name
-            executed.parent.mkdir(parents=True, exist_ok=True)
-            started = time.perf_counter()
-            status: dict[str, Any] = {"notebook": path.name, "status": "ok", "error": None}
-            try:
-                papermill.execute_notebook(
-                    str(path), str(executed), parameters=plans[number], kernel_name="python3",
-                    cwd=str(folder), progress_bar=False, log_output=False,
-                    request_save_on_cell_execute=True, execution_timeout=timeout)
-            except PapermillExecutionError as exc:
-                status.update(status="failed", error=f"cell {exc.exec_count}: {exc.ename}: "
-                              f"{str(exc.evalue)[:300]}")
-            except (CellTimeoutError, DeadKernelError, RuntimeError, OSError) as exc:
-                # timeouts, a kernel that died or never started: the chapter fails, the build goes on
-                status.update(status="failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
-            marker = root / chapter_dirname(number) / "complete.json"
-            if status["status"] == "ok" and not marker.exists():
-                status.update(status="incomplete", error="ran to the end without rec.complete()")
-            status["duration_s"] = round(time.perf_counter() - started, 1)
-            if executed.exists():
-                try:
-                    notebook_to_html(executed, root / "html" / (path.stem + ".html"))
-                except (EvidenceError, ValueError, OSError) as exc:
-                    status["html_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-            result.chapters[str(number)] = status
-            progress(f"    {status['status']} in {status['duration_s']} s"
-                     + (f": {status['error']}" if status["error"] else ""))
+        if jobs == 1:
+            for position, task in enumerate(tasks, start=1):
+                progress(f"[{position}/{len(tasks)}] chapter {task[0]}: {Path(task[1]).name} ...")
+                status = run_chapter(*task)
+                result.chapters[str(task[0])] = status
+                progress(f"    {_status_line(status)}")
+        else:
+            progress(f"Building {len(tasks)} chapter(s) with {jobs} kernels at a time ...")
+            done: dict[int, dict[str, Any]] = {}
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(run_chapter, *task): task for task in tasks}
+                for finished in as_completed(futures):
+                    number = futures[finished][0]
+                    try:
+                        status = finished.result()
+                    except Exception as exc:  # the worker process itself died: the chapter failed
+                        status = {"notebook": Path(futures[finished][1]).name, "status": "failed",
+                                  "error": f"{type(exc).__name__}: {str(exc)[:300]}", "duration_s": 0.0}
+                    done[number] = status
+                    bar = "#" * len(done) + "." * (len(tasks) - len(done))
+                    progress(f"[{bar}] {len(done)}/{len(tasks)} chapter {number}: {_status_line(status)}")
+            result.chapters = {str(n): done[n] for n in sorted(done)}
     write_manifest(root, chapters=result.chapters,
                    parameters={"seed": seed, "scale": scale, "quiz_answers_source": source,
                                "timeout_s": timeout},

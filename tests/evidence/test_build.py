@@ -147,7 +147,7 @@ def test_timeouts_and_dead_kernels_fail_the_chapter_not_the_build(tmp_path, monk
     before = os.environ.get("IPYTHONDIR")
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
     result = build_evidence(tmp_path / "out", notebooks=NOTEBOOKS, grade=False,
-                            progress=lambda line: None)
+                            progress=lambda line: None, jobs=1)  # in-process: the fake is seen
     assert result.failed == [1, 2]
     assert "CellTimeoutError" in result.chapters["1"]["error"]
     assert "DeadKernelError" in result.chapters["2"]["error"]
@@ -174,7 +174,7 @@ def test_quiz_answers_key_reaches_each_chapter_filtered_to_its_banks(tmp_path, m
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
     build_evidence(tmp_path / "out", notebooks=folder, quiz_answers="key", seed=1, scale=0.5,
-                   grade=False, progress=lambda line: None)
+                   grade=False, progress=lambda line: None, jobs=1)
     expected6 = {q.id: q.answer for name in ("ch06", "mock_exam") for q in load_bank(name).questions}
     assert passed["06_capstone.ipynb"]["quiz_answers"] == expected6
     assert set(passed["01_intro.ipynb"]["quiz_answers"]) == set(load_bank("ch01").ids)
