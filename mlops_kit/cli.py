@@ -22,6 +22,8 @@ _EPILOG = """examples:
   mlops-kit evidence build --chapters 1,3 --seed 7          rebuild two chapters
   mlops-kit grade evidence/ --min-score 80                  instructors: grade a pack
   mlops-kit release --out release/                          learners' notebooks (stubs, no outputs)
+  mlops-kit progress evidence/                              learners: what is done, what is next
+  mlops-kit grade --self evidence/                          learners: which criteria are short, where to fix
   mlops-kit check-notebooks --fix notebooks/                clean committed notebooks
   mlops-kit doctor evidence/work/ch02 --repair              check a workspace, quarantine orphans
 """
@@ -70,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
     build.add_argument("--rubric", help="rubric file (default: the checkout's rubric.md)")
     build.add_argument("--no-grade", action="store_true", help="skip grading")
+    build.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="chapters run at the same time, each in its own kernel "
+                       "(default: the number of cores)")
 
     grade = sub.add_parser("grade", help="verify and score an evidence pack",
                            description="Verify the manifest hashes, run every rubric criterion, "
@@ -81,6 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="exit 1 when the score is below this percentage of the pack's points")
     grade.add_argument("--expect-manifest-sha256", metavar="HEX",
                        help="the manifest.sha256 value recorded at submission time")
+    grade.add_argument("--self", dest="self_grade", action="store_true",
+                       help="learners: grade your own pack and say which criteria are short and "
+                       "which section fixes each (no answer keys; score.json is not written)")
+
+    prog = sub.add_parser("progress", help="learners: per chapter, what is done and what is next",
+                          description="Read an evidence folder: per chapter whether it ran, checks "
+                          "passed / total, each exercise done / not done / failing, the quiz score "
+                          "and the next thing to do.")
+    prog.add_argument("evidence_dir", nargs="?", default="evidence",
+                      help="evidence folder (default: evidence/)")
+    prog.add_argument("--chapters", type=_chapters, help="comma-separated chapters, e.g. 1,3")
+    prog.add_argument("--notebooks", help="notebooks folder to find exercises in "
+                      "(default: the pack's executed notebooks, else the checkout's)")
+    prog.add_argument("--json", action="store_true", help="print the progress as JSON")
 
     rel = sub.add_parser("release", help="write the student notebooks (solutions -> stubs)")
     rel.add_argument("--out", required=True, help="release folder")
@@ -124,7 +143,7 @@ def _build(args: argparse.Namespace) -> int:
     result = build_evidence(args.out, notebooks=args.notebooks, chapters=args.chapters,
                             seed=args.seed, scale=args.scale, quiz_answers=args.quiz_answers,
                             workspace=args.workspace, timeout=args.timeout,
-                            grade=not args.no_grade, rubric=args.rubric)
+                            grade=not args.no_grade, rubric=args.rubric, jobs=args.jobs)
     if result.failed:
         print(f"Chapter(s) failed: {result.failed}; see the executed notebooks in "
               f"{result.out}/notebooks/.", file=sys.stderr)
@@ -140,6 +159,12 @@ def _grade(args: argparse.Namespace) -> int:
     if args.min_score is not None and not 0 <= args.min_score <= 100:
         raise ValidationError(f"--min-score must be a percentage from 0 to 100, got {args.min_score}.",
                               fix="Pass e.g. --min-score 80.")
+    if args.self_grade:
+        from .evidence import self_grade
+
+        report, text = self_grade(args.pack, rubric=args.rubric)
+        print(text)
+        return 0 if report.integrity_ok else 1
     report = grade_pack(args.pack, rubric=args.rubric,
                         expect_manifest_sha256=args.expect_manifest_sha256)
     if args.json:
@@ -166,6 +191,17 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(args: argparse.Namespace) -> int:
+    from .evidence import pack_progress, progress_text
+
+    progress = pack_progress(args.evidence_dir, chapters=args.chapters, notebooks=args.notebooks)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in progress], indent=2, sort_keys=True))
+    else:
+        print(progress_text(progress))
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from .evidence import check_notebooks
     from .evidence.runner import default_notebooks_dir
@@ -183,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mlops-kit`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     handlers = {"evidence": _build, "grade": _grade, "release": _release,
-                "check-notebooks": _check, "doctor": _doctor}
+                "check-notebooks": _check, "doctor": _doctor, "progress": _progress}
     try:
         return handlers[args.command](args)
     except MlopsKitError as exc:

@@ -51,6 +51,8 @@ from .hygiene import NotebookProblem, check_notebook, check_notebooks, fix_noteb
 from .html import external_references, notebook_to_html, render_html
 from .layout import AUDIT_EXPORT, chapter_dirname
 from .manifest import IntegrityProblem, read_manifest, verify_pack, write_manifest
+from .leaks import Leak, LeakReport, answer_literals, check_release_leaks, find_leaks
+from .progress import ChapterProgress, pack_progress, progress_text, progress_widget, self_grade
 from .quiz import (Question, QuizBank, QuizScore, bank_names, load_bank, record_quiz,
                    score_answers, show_quiz, validate_bank)
 from .recorder import Recorder, start_chapter
@@ -60,7 +62,9 @@ from .runner import BuildResult, build_evidence, check_parameters, find_chapters
 from .widgets import explore
 
 __all__ = [
-    "AUDIT_EXPORT", "BuildResult", "Criterion", "Exercise", "Grade", "GradeReport",
+    "AUDIT_EXPORT", "BuildResult", "ChapterProgress", "Criterion", "Exercise", "Grade",
+    "GradeReport", "Leak", "LeakReport", "answer_literals", "check_release_leaks", "find_leaks",
+    "pack_progress", "progress_text", "progress_widget", "self_grade",
     "GradingContext", "IntegrityProblem", "NotebookProblem", "Question", "QuizBank",
     "QuizScore", "Recorder", "bank_names", "build_evidence", "chapter_dirname",
     "check_notebook", "check_notebooks", "check_parameters", "criterion", "explore", "external_references",

@@ -344,7 +344,32 @@ def start_chapter(chapter: int, *, evidence_dir: str | os.PathLike[str], seed: i
     >>> rec = start_chapter(1, evidence_dir=tempfile.mkdtemp(), seed=7, scale=1)
     >>> rec.dir.name
     'ch01'
+
+    Inside a notebook kernel it first shows the learner's progress (``progress_widget``) as it
+    stood before this run clears the chapter's earlier evidence.
     """
+    _show_progress(chapter, evidence_dir)
     return Recorder(chapter, evidence_dir=evidence_dir, seed=seed, scale=scale,
                     quiz_answers=quiz_answers)
+
+
+def _show_progress(chapter: Any, evidence_dir: Any) -> None:
+    """Display the progress table when running in an IPython kernel; never fails the run."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    from IPython.display import display
+
+    from .progress import chapter_progress, progress_widget
+
+    try:
+        progress = chapter_progress(Path(evidence_dir), validate_chapter(chapter))
+    except Exception:  # noqa: BLE001 - a progress view must never stop the chapter
+        return
+    display(progress_widget([progress]))
 
