@@ -257,7 +257,8 @@ def label_shift(reference: pd.DataFrame, current: pd.DataFrame, *, by: str = "me
 
 def drift_at(reference: Any, magnitude: float, *, policy: ResponsePolicy, criticality: str = "critical",
              seed: int = 0) -> dict[str, Any]:
-    """PSI and the response when ``reference`` values grow by ``magnitude`` (0.2 = +20 %) with noise.
+    """PSI, the drift test's verdict and the response when ``reference`` values grow by ``magnitude``
+    (0.2 = +20 %) with noise. The policy reads both: a failed test with PSI under 0.1 is moderate drift.
 
     The plain function behind the drift slider: the current sample is the reference shuffled
     and multiplied by ``1 + magnitude`` (and 5 % multiplicative noise).
@@ -271,9 +272,9 @@ def drift_at(reference: Any, magnitude: float, *, policy: ResponsePolicy, critic
     cur = rng.permutation(ref) * (1 + magnitude) * rng.lognormal(0.0, 0.05, size=ref.size)
     value = psi(ref, cur)
     result = column_drift(ref, cur, column="amount")
-    response = policy.evaluate(criticality=criticality, psi=value)
+    response = policy.evaluate(criticality=criticality, psi=value, test_failed=result.verdict == "drift")
     return {"magnitude": magnitude, "psi": round(value, 4), "method": result.method,
-            "verdict": result.verdict, "action": response.action}
+            "verdict": result.verdict, "level": response.level, "action": response.action}
 
 
 def drift_response_table(reference: Any, magnitudes: list[float], *, policy: ResponsePolicy,

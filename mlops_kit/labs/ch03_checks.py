@@ -3,6 +3,7 @@ the checks of the two exercises (each returns a list of problems; empty means ri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,8 +18,8 @@ from ..quality import NullRateCheck, QualitySuite, ResponsePolicy, psi
 from ..quality.response import ACTIONS, DRIFT_LEVELS
 from . import ch03
 
-__all__ = ["register_source", "quick_model", "triage_cases", "check_null_check", "check_critical_rules",
-           "policy_with"]
+__all__ = ["register_source", "quick_model", "triage_cases", "gate_verdict", "access_verdict", "level_of", "responses_verdict",
+           "check_null_check", "check_critical_rules", "policy_with"]
 
 CONSUMERS = (("user_activity", "pipeline"), ("fraud_scorer", "model"), ("chargeback_forecast", "model"))
 
@@ -51,32 +52,91 @@ def quick_model(batch: pd.DataFrame, labels: pd.DataFrame, *, seed: int = 0) -> 
     return {"rows": int(len(frame)), "auc": round(float(auc), 4)}
 
 
-def triage_cases(data: Any, *, bug_segment: str = "business") -> pd.DataFrame:
-    """Three drift alarms on ``amount`` and their triage.
+def triage_cases(cases: dict[str, tuple[Any, Callable[[pd.DataFrame], pd.Series] | None]], *, drift_at: float,
+                 parity_at: float, label_at: float) -> pd.DataFrame:
+    """Measure each drift alarm on ``amount`` and triage it with :func:`ch03.triage` and these thresholds.
 
-    * covariate drift world: offline and online see the same shift, serving agrees;
-    * default world, serving bug: for one segment the online path receives minor units
-      (cents) after a payments API change, offline is untouched;
-    * concept drift world: no feature moves, the fraud mix by merchant category does.
+    ``cases`` maps a name to ``(world, online)``: ``online(current) -> Series`` is what the serving
+    path received for the current window's transactions (``None``: the same values as offline,
+    i.e. a healthy serving path). Measured: offline PSI, online PSI, the share of transactions
+    whose online value differs from offline, the shift of the fraud mix, the worst segment online.
     """
+    if not isinstance(cases, dict) or not cases:
+        raise ValidationError("triage_cases: cases must be a non-empty dict name -> (world, online).",
+                              fix="Pass e.g. {'serving bug': (data.default, serving_bug)}.")
     rows = []
-    for case, world in (("covariate drift", data.covariate), ("serving bug", data.default),
-                        ("concept drift", data.concept)):
+    for case, (world, online_of) in cases.items():
+        if online_of is not None and not callable(online_of):
+            raise ValidationError(f"triage_cases: the online path of {case!r} must be callable or None.",
+                                  fix="Pass a function current_frame -> Series of served amounts.")
         ref, cur = ch03.drift_frames(world)
-        online = cur["amount"].copy()
-        if case == "serving bug":
-            online[cur["segment"] == bug_segment] *= 100
-        shift = ch03.label_shift(ref, cur)["fraud_mix_tvd"]
+        online = cur["amount"].copy() if online_of is None else pd.Series(online_of(cur), index=cur.index)
         measured = {"offline_psi": round(psi(ref["amount"], cur["amount"]), 4),
                     "online_psi": round(psi(ref["amount"], online), 4),
                     "parity_mismatch": round(float((online != cur["amount"]).mean()), 4),
-                    "label_shift": shift}
+                    "label_shift": ch03.label_shift(ref, cur)["fraud_mix_tvd"]}
         segment_psi = {s: round(psi(ref.loc[ref["segment"] == s, "amount"], online[cur["segment"] == s]), 3)
                        for s in sorted(cur["segment"].unique())}
-        verdict = ch03.triage(**measured)
+        verdict = ch03.triage(**measured, drift_at=drift_at, parity_at=parity_at, label_at=label_at)
         rows.append({"case": case, **measured, "worst_segment_online": max(segment_psi, key=segment_psi.get),
                      "worst_segment_psi": max(segment_psi.values()), **verdict})
     return pd.DataFrame(rows)
+
+
+def gate_verdict(first: dict[str, Any], second: dict[str, Any], trainings: list[int], fixed: pd.DataFrame,
+                 *, null_check_id: str) -> dict[str, Any]:
+    """``rec.check`` arguments for the quality gate: the broken delivery blocked before training with
+    every blocking failure listed (the learner's null check among them) while the global null check
+    stays green; training ran once, on the fixed delivery."""
+    error = first.get("error")
+    blocking = sorted(r["check_id"] for r in error.details["failures"]) if error is not None else []
+    overall = [r for r in first["report"].results if r.check_id == "amount_nulls_overall"]
+    green = bool(overall) and overall[0].verdict == "pass"
+    passed = (not first["trained"] and len(blocking) >= 3 and null_check_id in blocking and green
+              and second["trained"] and trainings == [len(fixed)])
+    return dict(passed=bool(passed), observed={"blocking": blocking, "trainings": list(trainings),
+                                               "global_null_rate": round(overall[0].observed, 4) if overall else None},
+                threshold=">= 3 blocking failures incl. your null check, training not reached on the broken delivery",
+                detail="the gate lists every blocking failure of the broken delivery at once while the global null "
+                       "check stays green; training ran only on the fixed delivery",
+                look_at="transactions_suite: severities and segment_by; gated_training")
+
+
+def access_verdict(attempts: list[dict[str, Any]], read_log: pd.DataFrame, *, view: str = "card_holder"
+                   ) -> dict[str, Any]:
+    """``rec.check`` arguments for the restricted view: refused to an anonymous reader and to a
+    service without a grant, read after the grant, and every attempt in the read log."""
+    allowed = [bool(a["allowed"]) for a in attempts]
+    logged = read_log[read_log["view"] == view]["outcome"].tolist()
+    return dict(passed=allowed == [False, False, True] and logged == ["denied", "denied", "allowed"],
+                observed=logged, threshold="denied, denied, allowed",
+                detail=f"the restricted {view} view was refused to an anonymous reader and to a service without "
+                       "a grant, read after the grant, and every attempt is in the read log",
+                look_at="Governance.grant and the principal passed to get_historical_features")
+
+
+def level_of(psi_value: float | None, verdict: str) -> str:
+    """The drift level the chapter states: inconclusive, else major at PSI >= 0.25, moderate at
+    PSI >= 0.1 or a failed test, none otherwise."""
+    if verdict == "inconclusive" or psi_value is None:
+        return "inconclusive"
+    if psi_value >= 0.25:
+        return "major"
+    return "moderate" if psi_value >= 0.1 or verdict == "drift" else "none"
+
+
+def responses_verdict(rows: pd.DataFrame, rules: dict[str, str]) -> dict[str, Any]:
+    """``rec.check`` arguments for a response table of a critical feature: every row's action is
+    ``rules[level]`` with the level recomputed from its PSI and test verdict, and the table holds a
+    row the test flags while PSI stays under 0.1 (the case a PSI-only policy answers with silence)."""
+    expected = [rules[level_of(r.psi, r.verdict)] for r in rows.itertuples()]
+    wrong = [f"x{1 + r.magnitude:.2f}: {r.action} (expected {e})" for r, e in zip(rows.itertuples(), expected)
+             if r.action != e]
+    test_only = [float(r.magnitude) for r in rows.itertuples() if r.verdict == "drift" and r.psi < 0.1]
+    return dict(passed=not wrong and bool(test_only), observed={"wrong": wrong, "test_only_magnitudes": test_only},
+                threshold="every action = your rule for the level of PSI and test verdict; >= 1 test-only drift row",
+                detail="the response follows the drift level of both the PSI and the drift test",
+                look_at="ch03.drift_at and ResponsePolicy.evaluate(psi=..., test_failed=...)")
 
 
 def check_null_check(check: Any, broken: pd.DataFrame, fixed: pd.DataFrame) -> list[str]:
@@ -131,11 +191,13 @@ def check_critical_rules(critical_rules: Any) -> list[str]:
     problems = []
     rank = ACTIONS.index
     if rank(critical_rules["none"]) > rank("log"):
-        problems.append("no drift on a critical feature should not open tickets or page anyone (alert fatigue)")
-    if critical_rules["moderate"] not in ("ticket", "page"):
-        problems.append("moderate drift on a critical feature needs a human soon: 'ticket' or 'page'")
+        problems.append("'none': a stable feature should not open work for anyone (alert fatigue)")
+    if rank(critical_rules["moderate"]) < rank("ticket") or critical_rules["moderate"] == "mitigate":
+        problems.append("'moderate': a possible shift on a critical feature needs a person to look soon, and is not "
+                        "sure enough for an automatic action")
     if critical_rules["major"] != "mitigate":
-        problems.append("major drift on a critical feature: fall back automatically ('mitigate')")
+        problems.append("'major': a critical feature that certainly moved keeps harming decisions while a person "
+                        "is being found")
     if rank(critical_rules["inconclusive"]) < rank("ticket"):
-        problems.append("'inconclusive' means the monitor is blind on a critical feature: at least a ticket")
+        problems.append("'inconclusive': the monitor cannot see a critical feature; that is not the same as 'none'")
     return problems

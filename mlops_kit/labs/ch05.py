@@ -29,7 +29,8 @@ from ..rollout import (CanaryStrategy, Guardrail, InMemoryFeatureSource, Registr
 
 __all__ = ["START", "WARMUP", "BAD_SEGMENT", "make_world", "lab_registry", "release_pair", "guardrails",
            "make_sim", "bad_fault", "run_canary", "routing_report", "segment_coverage", "exposure_from_intervals",
-           "deployment_modes", "budget_table", "explore_canary", "exposure_intervals"]
+           "deployment_modes", "budget_table", "explore_canary", "exposure_intervals", "memory_models",
+           "budget_verdict"]
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 WARMUP = timedelta(hours=1)
@@ -101,8 +102,9 @@ def release_pair(registry: ModelRegistry, clock: FixedClock, name: str, world: d
 
 
 def guardrails(*, segment_threshold: float = 0.25, window_min: int = 30, min_samples: int = 20,
-               action: str = "abort") -> list[Guardrail]:
-    """The rollback triggers: error rate, p99 latency and the per-segment mean-score regression."""
+               consecutive: int = 1, action: str = "abort") -> list[Guardrail]:
+    """The rollback triggers: error rate, p99 latency and the per-segment mean-score regression
+    (which fails after ``consecutive`` breaches in a row)."""
     if isinstance(window_min, bool) or not isinstance(window_min, int) or window_min < 5 or window_min % 5:
         raise ValidationError(f"guardrails: window_min must be a multiple of 5 (minutes), got {window_min!r}.",
                               fix="Use e.g. window_min=30.")
@@ -112,7 +114,8 @@ def guardrails(*, segment_threshold: float = 0.25, window_min: int = 30, min_sam
                       action=action),
             Guardrail(name="segments", metric="segment_regression", statistic="mean_score",
                       threshold=float(segment_threshold), window=window_min * _M, compare_to="stable",
-                      min_samples=min_samples, inconclusive_limit=10_000, action=action)]
+                      min_samples=min_samples, consecutive=consecutive, inconclusive_limit=10_000,
+                      action=action)]
 
 
 def bad_fault() -> SegmentRegression:
@@ -133,16 +136,26 @@ def make_sim(world: dict[str, Any], models: Any, *, strategy: Any, guardrails: S
 
 def run_canary(world: dict[str, Any], models: Any, *, steps: Sequence[float] = (15, 25, 50, 100),
                bake_min: int = 30, segment_threshold: float = 0.25, window_min: int = 30,
-               budget: RiskBudget | None = None, bad: bool = True, seed: int = 0) -> RolloutResult:
+               budget: RiskBudget | None = None, bad: bool = True, consecutive: int = 1,
+               seed: int = 0) -> RolloutResult:
     """One canary of the candidate (with the segment defect when ``bad``); the plain function the widget calls."""
     if isinstance(bake_min, bool) or not isinstance(bake_min, int) or bake_min < 5 or bake_min % 5:
         raise ValidationError(f"run_canary: bake_min must be a multiple of 5 (minutes), got {bake_min!r}.",
                               fix="Use e.g. bake_min=30.")
     strategy = CanaryStrategy(steps=tuple(steps), bake_time=bake_min * _M, risk_budget=budget)
     sim = make_sim(world, models, strategy=strategy,
-                   guardrails=guardrails(segment_threshold=segment_threshold, window_min=window_min),
+                   guardrails=guardrails(segment_threshold=segment_threshold, window_min=window_min,
+                                         consecutive=consecutive),
                    faults=[bad_fault()] if bad else [], seed=seed)
     return sim.run()
+
+
+def memory_models(world: dict[str, Any]) -> Any:
+    """The world's stable (deployed) and candidate (approved) scorers without a registry."""
+    from ..rollout import InMemoryModelProvider
+
+    return InMemoryModelProvider({"1": world["stable"], "2": world["candidate"]},
+                                 {"deployed-prod": "1", "approved-prod": "2"})
 
 
 def routing_report(requests: pd.DataFrame, intervals: pd.DataFrame) -> dict[str, Any]:
@@ -227,19 +240,49 @@ def deployment_modes(world: dict[str, Any], result: RolloutResult) -> pd.DataFra
 
 
 def budget_table(steps: Sequence[float], *, bake: timedelta, budget: RiskBudget) -> pd.DataFrame:
-    """Percent-hours each canary step below 100 % consumes, cumulated against ``budget``."""
+    """Percent-hours each canary step below 100 % consumes (``RiskBudget.cost``), cumulated against ``budget``."""
     if not isinstance(budget, RiskBudget):
-        raise ValidationError("budget_table: budget must be a RiskBudget.",
-                              fix="Use RiskBudget(max_exposure_pct=5, max_duration=timedelta(hours=2)).")
+        raise ValidationError("budget_table: budget must be a RiskBudget.", fix="Use RiskBudget(pct_hours=10).")
     rows, total = [], 0.0
     for s in steps:
         if s >= 100:
             break
-        cost = float(s) * bake.total_seconds() / 3600
+        cost = budget.cost(float(s), bake)
         total += cost
         rows.append({"step_pct": float(s), "pct_hours": round(cost, 3), "cumulative": round(total, 3),
                      "within_budget": bool(total <= budget.pct_hours + 1e-9)})
     return pd.DataFrame(rows)
+
+
+def budget_verdict(result: RolloutResult, budget: RiskBudget, *, steps: Sequence[float],
+                   bake: timedelta) -> dict[str, Any]:
+    """``rec.check`` arguments for a canary run under ``budget``: stopped by the budget, never over it.
+
+    The percent-hours spent are recomputed from the interval table (weight below 100 % x interval
+    length, while progressing); the run must have reached exactly the last step the budget pays
+    for in full (``RiskBudget.cost`` per step) and been aborted with a risk-budget reason.
+    """
+    iv = result.intervals
+    live = iv[(iv["status"] == "progressing") & (iv["weight"] < 100)]
+    hours = (pd.to_datetime(live["end"], utc=True) - pd.to_datetime(live["start"], utc=True)).dt.total_seconds() / 3600
+    spent = float((live["weight"] * hours).sum())
+    paid, total = [], 0.0
+    for s in steps:
+        total += budget.cost(float(s), bake)
+        if s >= 100 or total > budget.pct_hours + 1e-9:
+            break
+        paid.append(float(s))
+    reached = float(iv.loc[iv["status"] == "progressing", "weight"].max())
+    aborts = result.events[result.events["kind"] == "abort"]
+    why = str(aborts["detail"].iloc[0]) if len(aborts) else ""
+    passed = (result.status == "aborted" and "risk budget" in why and spent <= budget.pct_hours + 1e-9
+              and abs(spent - result.risk_consumed) < 1e-6 and bool(paid) and reached == paid[-1])
+    return dict(passed=bool(passed), observed={"status": result.status, "pct_hours_spent": round(spent, 3),
+                                               "max_weight": reached, "abort": why[:60]},
+                threshold=f"aborted by the budget after the last step it pays for ({paid[-1] if paid else None} %), "
+                          f"spent <= {budget.pct_hours:g} percent-hours",
+                detail="the canary consumed percent-hours interval by interval and was stopped by the risk budget",
+                look_at="RiskBudget.cost and CanaryStrategy(risk_budget=...)")
 
 
 def explore_canary(world: dict[str, Any], *, first_step: float = 15, bake_min: int = 30,
@@ -251,12 +294,11 @@ def explore_canary(world: dict[str, Any], *, first_step: float = 15, bake_min: i
     percent-hours consumed) and two figures: the traffic split and the segment guardrail.
     The widget is a thin wrapper over this.
     """
-    from ..rollout import InMemoryModelProvider, plot_guardrails, plot_traffic_split
+    from ..rollout import plot_guardrails, plot_traffic_split
 
     steps = tuple(s for s in (first_step, 25, 50, 100) if s >= first_step)
     steps = tuple(sorted(set(steps)))
-    models = InMemoryModelProvider({"1": world["stable"], "2": world["candidate"]},
-                                   {"deployed-prod": "1", "approved-prod": "2"})
+    models = memory_models(world)
     r = run_canary(world, models, steps=steps, bake_min=bake_min, segment_threshold=segment_threshold,
                    window_min=window_min, seed=seed)
     ab = r.events[r.events["kind"] == "abort"]

@@ -25,7 +25,8 @@ from ..features import Entity, FeatureStore, FeatureView, Field, parity_report
 from ..rollout import MITIGATIONS, OnlineStoreFeatureSource, RolloutResult, psi, score_model
 from .ch05 import START
 
-__all__ = ["FAILURES", "incident_phases", "diagnose_segments", "feature_store", "feature_drill", "ROLLBACK_MATRIX",
+__all__ = ["FAILURES", "incident_phases", "diagnose_segments", "feature_store", "FeatureDrill", "rematerialized_verdict", "feature_drill",
+           "bad_write", "ROLLBACK_MATRIX",
            "rollback_matrix", "matrix_errors", "FEATURE_TTL", "snapshot_online", "restore_online",
            "plot_decision_rate"]
 
@@ -34,9 +35,17 @@ FEATURE_TTL = timedelta(minutes=90)
 _H = timedelta(hours=1)
 
 
-def incident_phases(result: RolloutResult, *, fault_start: datetime, diagnosed_at: datetime,
-                    verified_at: datetime) -> pd.DataFrame:
-    """Triage, stabilize, diagnose, recover: one row each, from the run's events and two human steps."""
+def incident_phases(result: RolloutResult, *, fault_start: datetime) -> pd.DataFrame:
+    """Triage, stabilize and recover, one row each, at the times the run's events recorded them.
+
+    * triage: the first alert (a failed guardrail measurement) at or after ``fault_start``;
+    * stabilize: the first mitigation after it (abort, revert, ...): the harm stops there, and
+      this is what ``incident_report`` measures as time to recover;
+    * recover: the first registry rollback at or after the mitigation (the alias back on the
+      known-good version).
+
+    No time here is chosen: a run without an alert, a mitigation or a registry rollback raises.
+    """
     ev = result.events
     alerts = ev[(ev["kind"] == "alert") & (ev["time"] >= pd.Timestamp(fault_start))]
     if alerts.empty:
@@ -47,19 +56,27 @@ def incident_phases(result: RolloutResult, *, fault_start: datetime, diagnosed_a
     if mit.empty:
         raise ValidationError("incident_phases: no mitigation followed the alert.", fix="Use an aborted run.")
     t_stable = mit["time"].iloc[0]
-    rows = [("triage", t_alert, "page: " + str(alerts["detail"].iloc[0])[:90]),
-            ("stabilize", t_stable, f"{mit['kind'].iloc[0]}: routing to 0 % and registry rollback"),
-            ("diagnose", pd.Timestamp(diagnosed_at), "per-segment comparison names the regressed segment"),
-            ("recover", pd.Timestamp(verified_at), "verify(): alias, routing and flags match known-good")]
-    out = pd.DataFrame(rows, columns=["phase", "time", "what"])
+    back = ev[(ev["kind"] == "rollback") & (ev["time"] >= t_stable)]
+    if back.empty:
+        raise ValidationError("incident_phases: the registry alias was never rolled back after the mitigation.",
+                              fix="Release through RegistryModelProvider so that an abort moves the alias back.")
+    rows = [("triage", t_alert, "alert", "page: " + str(alerts["detail"].iloc[0])[:80]),
+            ("stabilize", t_stable, str(mit["kind"].iloc[0]), "candidate routed to 0 %"),
+            ("recover", back["time"].iloc[0], "rollback", str(back["detail"].iloc[0])[:80])]
+    out = pd.DataFrame(rows, columns=["phase", "time", "event", "what"])
     out["minutes_since_fault"] = ((out["time"] - pd.Timestamp(fault_start)).dt.total_seconds() / 60).round(1)
     return out
 
 
-def diagnose_segments(requests: pd.DataFrame, *, since: datetime) -> pd.DataFrame:
-    """Mean score and positive rate per segment and arm, from ``since`` on (served answers only)."""
-    r = requests[(requests["event_timestamp"] >= pd.Timestamp(since))
-                 & requests["arm"].isin(["stable", "candidate"])]
+def diagnose_segments(requests: pd.DataFrame, *, since: datetime, until: datetime | None = None) -> pd.DataFrame:
+    """Mean score and positive rate per segment and arm on the requests served in ``[since, until)``
+    (served answers only; ``until=None``: to the end)."""
+    t = requests["event_timestamp"]
+    keep = (t >= pd.Timestamp(since)) & (True if until is None else t < pd.Timestamp(until))
+    r = requests[keep & requests["arm"].isin(["stable", "candidate"])]
+    if set(r["arm"]) != {"stable", "candidate"}:
+        raise ValidationError(f"diagnose_segments: no requests of both arms between {since} and {until}.",
+                              fix="Pass a window in which the candidate served traffic (from the rollout start).")
     g = r.groupby(["segment", "arm"]).agg(n=("score", "size"), mean_score=("score", "mean"),
                                           positive_rate=("decision", "mean")).reset_index()
     wide = g.pivot(index="segment", columns="arm", values="mean_score")
@@ -167,8 +184,9 @@ def restore_online(store: FeatureStore, ws: Any, snapshot: dict[str, Any]) -> No
         src.close()
 
 
-def _bad_write(store: FeatureStore, at: datetime) -> int:
-    """Write v2's numbers into the v1 online table with the served rows' event times (a job misconfigured)."""
+def bad_write(store: FeatureStore, *, at: datetime) -> int:
+    """A misconfigured job: v2's numbers written into the v1 online table with the served rows' event
+    times and created time ``at``; returns the rows written."""
     view = store.get_feature_view("user_stats", 1)
     table = store.online.connection.execute(
         f'SELECT user_id, __event_ts, user_risk, user_txn_7d FROM "fv_user_stats_v{view.version}"').fetchall()
@@ -190,81 +208,120 @@ def _read(store: FeatureStore, world: dict[str, Any], version: int, at: datetime
     return {"scores": score_model(model, X[world["feature_columns"]]), "missing": float(missing.any(axis=1).mean())}
 
 
-def feature_drill(store: FeatureStore, clock: FixedClock, ws: Any, world: dict[str, Any], *,
-                  seed: int) -> dict[str, Any]:
-    """Release v2, roll back the flag only (stale cache), re-materialize v1; then corrupt and restore a snapshot.
+class FeatureDrill:
+    """The measuring side of the feature-rollback drill; the moves (flag, job, writes) are the caller's.
 
-    After the re-materialization the online store is snapshotted; a misconfigured job then
-    writes v2's numbers into the v1 table with the same event times and a later created time,
-    so a second re-materialization cannot repair it (the upsert keeps the newer-created row);
-    restoring the snapshot does.
-
-    The hourly job materializes the versions it is told to; each phase is measured at a
-    simulated time on the requests of the hour before: missing-feature rate, PSI of the
-    stable model's scores against the v1 phase, positive rate and an online/offline parity
-    check of the version read.
+    ``flags["feature_version"]`` is the version serving reads; :meth:`materialize` is the hourly
+    job (it moves the store's clock); :meth:`measure` scores the requests of the hour before
+    ``at`` with the stable model on features read online from the flagged version and records
+    the missing-feature rate, the PSI of the scores against the first phase, the positive rate
+    and an online/offline parity check of that version.
     """
-    model = world["stable"]
-    flags = {"feature_version": 1}
-    job = ["user_stats@v1"]
-    phases: list[dict[str, Any]] = []
-    baseline = None
 
-    def run_job(until: datetime) -> None:
-        clock.set(until)
-        store.materialize_incremental(until, views=job)
+    def __init__(self, store: FeatureStore, clock: FixedClock, world: dict[str, Any], *, seed: int) -> None:
+        if not isinstance(store, FeatureStore) or not isinstance(clock, FixedClock):
+            raise ValidationError("FeatureDrill: pass the store and clock feature_store() returned.",
+                                  fix="store, clock = feature_store(ws, world, seed=seed)")
+        self.store, self.clock, self.world, self.seed = store, clock, world, int(seed)
+        self.flags: dict[str, int] = {"feature_version": 1}
+        self.phases: list[dict[str, Any]] = []
+        self._baseline: Any = None
 
-    def measure(name: str, at: datetime) -> None:
-        nonlocal baseline
-        v = flags["feature_version"]
-        got = _read(store, world, v, at, model)
-        if baseline is None:
-            baseline = got["scores"]
-        par = parity_report(store, [f"user_stats@v{v}:user_txn_7d"], sample_size=300, seed=seed, at=at)
-        phases.append({"phase": name, "at": at.isoformat(), "feature_version": v, "job_versions": list(job),
-                       "missing_feature_rate": round(got["missing"], 4),
-                       "score_psi_vs_v1": round(psi(baseline, got["scores"]), 4),
-                       "positive_rate": round(float((got["scores"] >= 0.5).mean()), 4),
-                       "parity_match_rate": round(par.match_rate, 4),
-                       "parity_missing_online": len(par.missing_online)})
+    def materialize(self, until: datetime, *, views: list[str]) -> Any:
+        """Run the materialization job for ``views`` up to ``until`` (the job's clock moves there)."""
+        self.clock.set(until)
+        return self.store.materialize_incremental(until, views=list(views))
 
+    def measure(self, name: str, *, at: datetime) -> dict[str, Any]:
+        """Measure serving at ``at`` with the flagged feature version; returns (and records) the row."""
+        if not isinstance(name, str) or not name or name in {p["phase"] for p in self.phases}:
+            raise ValidationError(f"FeatureDrill.measure: phase name must be new and non-empty, got {name!r}.",
+                                  fix="Name each phase once, e.g. 'v1 re-materialized'.")
+        self.clock.set(at)
+        v = int(self.flags["feature_version"])
+        got = _read(self.store, self.world, v, at, self.world["stable"])
+        if self._baseline is None:
+            self._baseline = got["scores"]
+        par = parity_report(self.store, [f"user_stats@v{v}:user_txn_7d"], sample_size=300, seed=self.seed, at=at)
+        row = {"phase": name, "at": at.isoformat(), "feature_version": v,
+               "missing_feature_rate": round(got["missing"], 4),
+               "score_psi_vs_v1": round(psi(self._baseline, got["scores"]), 4),
+               "positive_rate": round(float((got["scores"] >= 0.5).mean()), 4),
+               "parity_match_rate": round(par.match_rate, 4), "parity_missing_online": len(par.missing_online)}
+        self.phases.append(row)
+        return row
+
+    def table(self) -> pd.DataFrame:
+        """The phases measured so far, one row each."""
+        return pd.DataFrame(self.phases)
+
+
+def rematerialized_verdict(phases: pd.DataFrame) -> dict[str, Any]:
+    """``rec.check`` arguments for the feature-version rollback, from the drill's phase table."""
+    by = phases.set_index("phase")
+    remat = by.loc["v1 re-materialized"]
+    ok = (by.loc["v2 released", "score_psi_vs_v1"] > 0.25 and by.loc["flag-only rollback", "missing_feature_rate"] > 0.5
+          and remat["missing_feature_rate"] <= 0.01 and remat["parity_match_rate"] == 1.0
+          and remat["score_psi_vs_v1"] < 0.1)
+    cols = ["missing_feature_rate", "score_psi_vs_v1", "parity_match_rate"]
+    return dict(passed=bool(ok), observed=by[cols].iloc[:4].to_dict(orient="index"),
+                threshold="v2 PSI > 0.25; flag-only missing > 50 %; after re-materialization missing <= 1 %, "
+                          "parity 100 %, PSI < 0.1",
+                detail="the feature-version rollback needs the flag AND a refreshed v1 online table",
+                look_at="drill.materialize(rollback_at, views=['user_stats@v1']) and the view's TTL")
+
+
+def feature_drill(store: FeatureStore, clock: FixedClock, ws: Any, world: dict[str, Any], *, seed: int,
+                  rematerialize: bool = True, restore: bool = True) -> dict[str, Any]:
+    """The whole drill in one call (the notebook makes the same moves cell by cell).
+
+    Release v2 (flag and job), roll back the flag only (stale cache), re-materialize v1
+    (skipped with ``rematerialize=False``), snapshot; then a same-event-time bad write, a
+    re-materialization that cannot repair it, and the snapshot restore (skipped with
+    ``restore=False``).
+    """
+    drill = FeatureDrill(store, clock, world, seed=seed)
     for h in (1, 2):
-        run_job(START + h * _H)
-    measure("v1 live", START + 2 * _H)
-    flags["feature_version"], job = 2, ["user_stats@v2"]        # the release: flag and job move to v2
-    run_job(START + 3 * _H)
-    measure("v2 released", START + 3 * _H)
-    flags["feature_version"] = 1                                 # flag-only rollback: job still on v2
+        drill.materialize(START + h * _H, views=["user_stats@v1"])
+    drill.measure("v1 live", at=START + 2 * _H)
+    drill.flags["feature_version"] = 2
+    drill.materialize(START + 3 * _H, views=["user_stats@v2"])
+    drill.measure("v2 released", at=START + 3 * _H)
+    drill.flags["feature_version"] = 1
     at = START + 3 * _H + timedelta(minutes=25)
-    clock.set(at)
-    measure("flag-only rollback", at)
-    job = ["user_stats@v1"]                                      # cache refresh: v1 re-materialized to now
-    run_job(at)
-    measure("v1 re-materialized", at)
-    snap = snapshot_online(store, ws, label="after-remat")       # known-good (parity verified just above)
+    drill.measure("flag-only rollback", at=at)
+    if rematerialize:
+        drill.materialize(at, views=["user_stats@v1"])
+    drill.measure("v1 re-materialized", at=at)
+    snap = snapshot_online(store, ws, label="after-remat")
     at = START + 3 * _H + timedelta(minutes=40)
     clock.set(at)
-    written = _bad_write(store, at)                              # a job writes v2 numbers into the v1 table
-    measure("bad write into v1 table", at)
-    store.materialize(START - _H, at, views=["user_stats@v1"])  # the same-event-time rows look newer: no repair
-    measure("re-materialized over bad write", at)
-    restore_online(store, ws, snap)
-    measure("snapshot restored", at)
-    return {"phases": phases, "ttl_minutes": FEATURE_TTL.total_seconds() / 60, "snapshot": snap,
+    written = bad_write(store, at=at)
+    drill.measure("bad write into v1 table", at=at)
+    store.materialize(START - _H, at, views=["user_stats@v1"])
+    drill.measure("re-materialized over bad write", at=at)
+    if restore:
+        restore_online(store, ws, snap)
+    drill.measure("snapshot restored", at=at)
+    return {"phases": drill.phases, "ttl_minutes": FEATURE_TTL.total_seconds() / 60, "snapshot": snap,
             "bad_rows_written": written}
 
 
 #: failure -> what to roll back, the control and what verifies it (the reference matrix)
 ROLLBACK_MATRIX = {
-    "model regresses (overall or one segment)": "model",
-    "decision threshold / post-processing flag wrong": "flags",
-    "canary routing or cohort override wrong": "routing",
-    "feature view version computes a wrong value": "feature_version",
-    "online store holds stale or expired values": "rematerialize",
-    "online rows overwritten with wrong values (same event time)": "snapshot_restore",
-    "a release changed model and flags together": "full_release_state",
+    "after a rollback most online reads of user features are null; the offline rows are fresh": "rematerialize",
+    "a configuration push moved the decision threshold from 0.5 to 0.3; no scorer or feature changed": "flags",
+    ("one segment's scores inverted right after a release; online features match offline, threshold "
+     "unchanged"): "model",
+    ("a release moved the scorer and the threshold; after the alias rollback declines stay "
+     "doubled"): "full_release_state",
+    ("parity fails for most users although the table was just re-materialized; the bad rows carry the "
+     "good rows' event times"): "snapshot_restore",
+    "users of a cohort held on the stable arm are answered by the candidate": "routing",
+    ("since the aggregation job's release, every user's 7-day count reads about 4x what the old "
+     "definition gives"): "feature_version",
 }
-#: the failures of the matrix, in order (the exercise fills in one unit each)
+#: the failures of the matrix, in order (the exercise fills in one unit each; not in the units' order)
 FAILURES = tuple(ROLLBACK_MATRIX)
 _CONTROLS = {
     "model": ("registry alias rollback (deployed-prod -> last good)", "alias history; verify(): serving alias"),

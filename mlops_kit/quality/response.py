@@ -2,7 +2,9 @@
 
 Actions, from mildest to strongest: ``none``, ``log``, ``ticket``, ``page``, ``mitigate``
 (automatic mitigation, e.g. fall back to the last known-good feature set). Drift levels:
-``inconclusive``, ``none``, ``moderate``, ``major`` (see ``DriftResult.level``). A policy must
+``inconclusive``, ``none``, ``moderate``, ``major`` (see ``DriftResult.level``): ``major`` when
+PSI >= 0.25, ``moderate`` when PSI >= 0.1 *or the column's drift test failed*, ``none``
+otherwise. A policy must
 never answer a stronger drift with a milder action, and ``mitigate`` is reserved for the
 ``critical`` criticality (automatic action only where it is worth its risk).
 """
@@ -56,6 +58,8 @@ class ResponsePolicy:
     'mitigate'
     >>> policy.evaluate(criticality="low", psi=0.31).action
     'log'
+    >>> policy.evaluate(criticality="critical", psi=0.08, test_failed=True).action
+    'page'
     """
 
     rules: Mapping[str, Mapping[str, str]]
@@ -104,12 +108,24 @@ class ResponsePolicy:
         drift: DriftResult | None = None,
         level: str | None = None,
         psi: float | None = None,
+        test_failed: bool | None = None,
     ) -> Response:
-        """The action for a feature of ``criticality`` given one of ``drift``, ``level`` or ``psi``."""
+        """The action for a feature of ``criticality`` given one of ``drift``, ``level`` or ``psi``.
+
+        ``drift`` (a :class:`DriftResult`) carries both the PSI and the test's verdict. With
+        ``psi=`` pass the verdict of the column's drift test as ``test_failed``: a failed test
+        makes PSI below 0.1 a ``moderate`` drift; ``test_failed=None`` means no test was run and
+        the PSI bands alone decide (the reason says so).
+        """
         given = [x is not None for x in (drift, level, psi)]
         if sum(given) != 1:
             raise ValidationError("ResponsePolicy.evaluate: pass exactly one of drift=, level= or psi=.",
                                   fix="E.g. evaluate(criticality='high', drift=column_drift(ref, cur)).")
+        if test_failed is not None and (psi is None or not isinstance(test_failed, bool)):
+            raise ValidationError(
+                f"ResponsePolicy.evaluate: test_failed must be True or False and goes with psi=, got "
+                f"test_failed={test_failed!r} with {'psi' if psi is not None else 'drift/level'}.",
+                fix="Pass evaluate(psi=..., test_failed=result.verdict == 'drift'), or drift=result alone.")
         if criticality not in self.rules:
             raise ValidationError(f"ResponsePolicy.evaluate: unknown criticality {criticality!r}.",
                                   fix=f"Use one of {sorted(self.rules)}.")
@@ -123,8 +139,13 @@ class ResponsePolicy:
             if isinstance(psi, bool) or not isinstance(psi, (int, float)) or psi < 0:
                 raise ValidationError(f"ResponsePolicy.evaluate: psi must be a number >= 0, got {psi!r}.",
                                       fix="Pass the PSI value, e.g. psi=0.18.")
-            level = {"stable": "none", "moderate": "moderate", "major": "major"}[psi_band(float(psi))]
-            basis = f"PSI {psi:.3f} is {psi_band(float(psi))} (bands 0.1 / 0.25)"
+            band = psi_band(float(psi))
+            level = {"stable": "none", "moderate": "moderate", "major": "major"}[band]
+            if level == "none" and test_failed:
+                level = "moderate"
+            test = ("no test verdict given" if test_failed is None
+                    else "the drift test failed" if test_failed else "the drift test passed")
+            basis = f"PSI {psi:.3f} is {band} (bands 0.1 / 0.25), {test}"
         else:
             if level not in DRIFT_LEVELS:
                 raise ValidationError(f"ResponsePolicy.evaluate: unknown level {level!r}.",

@@ -211,34 +211,49 @@ class Measurement:
 
 @dataclass(frozen=True, kw_only=True)
 class RiskBudget:
-    """How much a candidate may be exposed before it has proven itself.
+    """How much exposure a candidate may consume before it has proven itself, in percent-hours.
 
-    The budget is ``max_exposure_pct x max_duration`` in percent-hours (5 % for 2 h = 10
-    percent-hours). Every interval a candidate under test serves ``w`` % of traffic consumes
-    ``w x interval``; a rollout that would go over budget is aborted.
+    One rule: every analysis interval in which a candidate under test (weight below 100 %)
+    serves ``w`` % of the traffic consumes ``w x interval`` percent-hours (25 % for 30 min =
+    12.5); a canary whose next interval would take the total past ``pct_hours`` is aborted.
+    There is no separate cap on a step's weight: 50 % for 30 min costs what 25 % for an hour
+    costs, because at constant traffic both expose the same number of requests.
+
+    >>> RiskBudget(pct_hours=50).allows([15, 25, 50], hours_per_step=0.5)
+    True
+    >>> RiskBudget(pct_hours=20).allows([15, 25, 50], hours_per_step=0.5)
+    False
     """
 
-    max_exposure_pct: float
-    max_duration: timedelta
+    pct_hours: float
 
     def __post_init__(self) -> None:
-        w = self.max_exposure_pct
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 100:
-            raise DefinitionError(f"RiskBudget: max_exposure_pct must be in (0, 100], got {w!r}.",
-                                  fix="Use e.g. max_exposure_pct=5.")
-        _td(self.max_duration, "max_duration", "RiskBudget")
+        v = self.pct_hours
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+            raise DefinitionError(f"RiskBudget: pct_hours must be a positive number of percent-hours, got {v!r}.",
+                                  fix="Use e.g. RiskBudget(pct_hours=10) for 5 % of traffic during 2 hours.")
 
-    @property
-    def pct_hours(self) -> float:
-        """The budget in percent-hours."""
-        return float(self.max_exposure_pct) * self.max_duration.total_seconds() / 3600
+    def cost(self, weight_pct: float, duration: timedelta) -> float:
+        """Percent-hours one interval at ``weight_pct`` for ``duration`` consumes (0 at 100 %: promoted)."""
+        if isinstance(weight_pct, bool) or not isinstance(weight_pct, (int, float)) or not 0 <= weight_pct <= 100:
+            raise DefinitionError(f"RiskBudget.cost: weight_pct must be in [0, 100], got {weight_pct!r}.",
+                                  fix="Pass the candidate's traffic share in percent.")
+        _td(duration, "duration", "RiskBudget.cost")
+        return 0.0 if weight_pct >= 100 else float(weight_pct) * duration.total_seconds() / 3600
+
+    def allows(self, steps: Any, *, hours_per_step: float) -> bool:
+        """Whether a plan of ``steps`` (percent), each held ``hours_per_step``, fits the budget."""
+        if isinstance(hours_per_step, bool) or not isinstance(hours_per_step, (int, float)) or hours_per_step <= 0:
+            raise DefinitionError(f"RiskBudget.allows: hours_per_step must be positive, got {hours_per_step!r}.",
+                                  fix="Pass the bake time in hours, e.g. 0.5.")
+        step = timedelta(hours=float(hours_per_step))
+        return sum(self.cost(float(s), step) for s in steps) <= self.pct_hours + 1e-9
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"max_exposure_pct": self.max_exposure_pct, "max_duration": self.max_duration.total_seconds()}
+        return {"pct_hours": self.pct_hours}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RiskBudget":
         """Inverse of :meth:`to_dict`."""
-        return cls(max_exposure_pct=data["max_exposure_pct"],
-                   max_duration=timedelta(seconds=data["max_duration"]))
+        return cls(pct_hours=data["pct_hours"])

@@ -154,7 +154,7 @@ class CanaryStrategy:
         _multiple("CanaryStrategy", "bake_time", self.bake_time, self.analysis_interval)
         if self.risk_budget is not None and not isinstance(self.risk_budget, RiskBudget):
             raise DefinitionError(f"CanaryStrategy: risk_budget must be a RiskBudget, got {self.risk_budget!r}.",
-                                  fix="Use RiskBudget(max_exposure_pct=5, max_duration=timedelta(hours=2)).")
+                                  fix="Use RiskBudget(pct_hours=10).")
 
     def start(self, state: RolloutState, now: datetime) -> list[Decision]:
         """Begin the rollout at ``now``: set the phase and first exposure; return the decisions."""
@@ -169,12 +169,12 @@ class CanaryStrategy:
     def _budget_check(self, state: RolloutState, next_weight: float) -> Decision | None:
         if self.risk_budget is None or next_weight >= 100:
             return None
-        cost = next_weight * self.analysis_interval.total_seconds() / 3600
+        cost = self.risk_budget.cost(next_weight, self.analysis_interval)
         if state.risk_consumed + cost > self.risk_budget.pct_hours + 1e-9:
             return Decision(action="abort", reason=(
                 f"risk budget exhausted: consumed {state.risk_consumed:.3g} of "
-                f"{self.risk_budget.pct_hours:.3g} percent-hours ({self.risk_budget.max_exposure_pct:g} % x "
-                f"{self.risk_budget.max_duration}); another interval at {next_weight:g} % costs {cost:.3g}"))
+                f"{self.risk_budget.pct_hours:.3g} percent-hours; another interval at {next_weight:g} % "
+                f"costs {cost:.3g}"))
         return None
 
     def decide(self, state: RolloutState, now: datetime, measurements: list[Measurement],

@@ -14,7 +14,7 @@ from mlops_kit.datasets import Scenario, generate_world
 from mlops_kit.errors import ValidationError
 from mlops_kit.evidence.grading.base import GradingContext
 from mlops_kit.evidence.grading.ch03 import (grade_access_log, grade_backfill_idempotent, grade_cost_report,
-                                             grade_quality_gate)
+                                             grade_drift_responses, grade_quality_gate)
 from mlops_kit.labs import ch03, ch03_checks as checks, ch03_ops as ops
 from mlops_kit.quality import NullRateCheck, ResponsePolicy
 
@@ -139,8 +139,12 @@ def test_drift_at_grows_with_magnitude_and_maps_to_actions():
     table = ch03.drift_response_table(ref, [0.0, 0.2, 0.5, 1.0], policy=policy)
     assert list(table["psi"]) == sorted(table["psi"]) and table["psi"].iloc[0] < 0.01
     for row in table.itertuples():
-        band = "none" if row.psi < 0.1 else "moderate" if row.psi < 0.25 else "major"
-        assert row.action == {"none": "none", "moderate": "page", "major": "mitigate"}[band]
+        # the level by hand: PSI bands, and a failed test lifts "none" to "moderate"
+        level = "major" if row.psi >= 0.25 else "moderate" if row.psi >= 0.1 or row.verdict == "drift" else "none"
+        assert row.level == level
+        assert row.action == {"none": "none", "moderate": "page", "major": "mitigate"}[level]
+    test_only = table[(table["psi"] < 0.1) & (table["verdict"] == "drift")]
+    assert len(test_only) == 1 and test_only["action"].tolist() == ["page"]   # +20 %: the test sees it, PSI does not
     with pytest.raises(ValidationError):
         ch03.drift_at(ref, 9.0, policy=policy)
 
@@ -270,6 +274,71 @@ def test_grade_access_log(tmp_path):
     assert grade_access_log(ctx).level == 0  # the allowed read came before the grant
     log.iloc[:1].to_csv(tmp_path / "ch03" / "access_log.csv", index=False)
     assert grade_access_log(ctx).level == 2
+
+
+def test_grade_drift_responses(tmp_path):
+    ctx = _ctx(tmp_path)
+    rules = ResponsePolicy.default().to_dict()
+    # by hand: PSI 0.05 with a failed test is moderate (critical -> page); 0.3 major; 0.02 passed test none
+    data = {"policy": rules,
+            "responses": [{"column": "amount", "criticality": "high", "psi": 0.3, "verdict": "drift", "action": "page"},
+                          {"column": "x", "criticality": "low", "psi": None, "verdict": "inconclusive",
+                           "action": "log"}],
+            "response_table": [{"magnitude": 0.2, "psi": 0.05, "verdict": "drift", "action": "page"},
+                               {"magnitude": 0.0, "psi": 0.02, "verdict": "no_drift", "action": "none"},
+                               {"magnitude": 0.5, "psi": 0.1, "verdict": "drift", "action": "page"}]}
+    path = tmp_path / "ch03" / "drift_report.json"
+    path.write_text(json.dumps(data))
+    assert grade_drift_responses(ctx).level == 4
+    data["response_table"][0]["action"] = "none"           # a policy that ignored the failed test
+    path.write_text(json.dumps(data))
+    grade = grade_drift_responses(ctx)
+    assert grade.level == 0 and "amount x1.20: none" in grade.why
+    data["response_table"] = data["response_table"][1:]     # consistent, but no test-only drift shown
+    path.write_text(json.dumps(data))
+    assert grade_drift_responses(ctx).level == 2
+
+
+def test_level_of_and_responses_verdict_by_hand():
+    assert [checks.level_of(p, v) for p, v in ((0.05, "drift"), (0.05, "no_drift"), (0.1, "no_drift"),
+                                                (0.25, "no_drift"), (None, "inconclusive"))] == \
+        ["moderate", "none", "moderate", "major", "inconclusive"]
+    rules = {"inconclusive": "page", "none": "none", "moderate": "ticket", "major": "mitigate"}
+    rows = pd.DataFrame({"magnitude": [0.0, 0.2, 0.8], "psi": [0.0, 0.04, 0.4],
+                         "verdict": ["no_drift", "drift", "drift"], "action": ["none", "ticket", "mitigate"]})
+    assert checks.responses_verdict(rows, rules)["passed"]
+    ignored = rows.assign(action=["none", "none", "mitigate"])   # PSI-only: the failed test is dropped
+    verdict = checks.responses_verdict(ignored, rules)
+    assert not verdict["passed"] and verdict["observed"]["wrong"] == ["x1.20: none (expected ticket)"]
+    assert not checks.responses_verdict(rows.iloc[[0, 2]], rules)["passed"]   # no test-only row to show
+
+
+def test_triage_cases_measure_the_injected_fault(data):
+    def serving_bug(current):
+        return current["amount"].where(current["segment"] != "business", current["amount"] * 100)
+    cases = checks.triage_cases({"healthy": (data.default, None), "bug": (data.default, serving_bug)},
+                                drift_at=0.1, parity_at=0.01, label_at=0.3).set_index("case")
+    _, cur = ch03.drift_frames(data.default)
+    # parity mismatch = the share of business rows (x100 changes every non-zero amount), by hand
+    assert cases.loc["bug", "parity_mismatch"] == round(float((cur["segment"] == "business").mean()), 4)
+    assert cases.loc["healthy", "parity_mismatch"] == 0 and cases.loc["bug", "worst_segment_online"] == "business"
+    assert cases.loc["bug", "cause"] == "pipeline: serving path"
+    with pytest.raises(ValidationError):
+        checks.triage_cases({}, drift_at=0.1, parity_at=0.01, label_at=0.3)
+
+
+def test_gate_verdict_needs_the_learners_check_and_one_training(deliveries):
+    _, broken, fixed = deliveries
+    suite = ch03.transactions_suite()
+    now = broken["event_timestamp"].max() + timedelta(hours=1)
+    trainings = []
+    first = ch03.gated_training(broken, suite, lambda b: trainings.append(len(b)), now=now)
+    second = ch03.gated_training(fixed, suite, lambda b: trainings.append(len(b)), now=now)
+    ok = checks.gate_verdict(first, second, trainings, fixed, null_check_id="amount_nulls_by_segment")
+    assert ok["passed"] and "amount_nulls_by_segment" in ok["observed"]["blocking"]
+    assert not checks.gate_verdict(first, second, trainings, fixed, null_check_id="other")["passed"]
+    assert not checks.gate_verdict(first, second, trainings * 2, fixed, null_check_id="amount_nulls_by_segment")[
+        "passed"]
 
 
 # --- ch03_report: the notebook's figures and runbook ---------------------------------------------------------------

@@ -139,6 +139,40 @@ def test_policy_takes_a_drift_result_and_inconclusive_is_never_silent():
     assert policy.evaluate(criticality="critical", drift=big).action == "mitigate"
 
 
+@pytest.mark.parametrize("psi_value, test_failed, level", [
+    (0.05, None, "none"), (0.05, False, "none"), (0.05, True, "moderate"),   # the test alone makes it moderate
+    (0.0999, True, "moderate"), (0.1, False, "moderate"), (0.18, True, "moderate"),
+    (0.2499, False, "moderate"), (0.25, False, "major"), (0.31, True, "major"),
+])
+def test_policy_reads_the_test_verdict_with_psi(psi_value, test_failed, level):
+    # the level table by hand: major at PSI >= 0.25, moderate at PSI >= 0.1 or a failed test, else none
+    policy = ResponsePolicy.default()
+    response = policy.evaluate(criticality="critical", psi=psi_value, test_failed=test_failed)
+    expected_action = {"none": "none", "moderate": "page", "major": "mitigate"}[level]
+    assert (response.level, response.action) == (level, expected_action)
+    words = {None: "no test verdict given", True: "the drift test failed", False: "the drift test passed"}
+    assert words[test_failed] in response.reason
+    high = policy.evaluate(criticality="high", psi=psi_value, test_failed=test_failed).action
+    assert high == {"none": "none", "moderate": "ticket", "major": "page"}[level]
+
+
+def test_policy_with_psi_and_verdict_agrees_with_the_drift_result():
+    # a shift the Wasserstein test sees (normalized distance 0.2 >= 0.1) while PSI stays under 0.1
+    g = rng()
+    ref = g.normal(size=20_000)
+    result = column_drift(ref, ref + 0.2)
+    assert result.method == "wasserstein" and result.verdict == "drift" and result.psi < 0.1
+    policy = ResponsePolicy.default()
+    by_result = policy.evaluate(criticality="critical", drift=result)
+    by_psi = policy.evaluate(criticality="critical", psi=result.psi, test_failed=result.verdict == "drift")
+    assert (by_result.level, by_result.action) == (by_psi.level, by_psi.action) == ("moderate", "page")
+    assert policy.evaluate(criticality="critical", psi=result.psi).action == "none"   # PSI alone misses it
+    with pytest.raises(ValidationError, match="test_failed"):
+        policy.evaluate(criticality="critical", drift=result, test_failed=True)
+    with pytest.raises(ValidationError, match="test_failed"):
+        policy.evaluate(criticality="critical", psi=0.05, test_failed="yes")
+
+
 def test_policy_round_trip_and_validation():
     policy = ResponsePolicy.default()
     again = ResponsePolicy.from_dict(json.loads(json.dumps(policy.to_dict())))

@@ -107,7 +107,7 @@ def test_resume_after_pause_continues_the_rollout(world):
 
 
 def test_risk_budget_exhaustion_aborts(world):
-    budget = RiskBudget(max_exposure_pct=5, max_duration=30 * M)
+    budget = RiskBudget(pct_hours=2.5)
     sim = make_sim(world, strategy=CanaryStrategy(steps=(5, 25, 100), bake_time=60 * M, risk_budget=budget))
     r = sim.run()
     assert r.status == "aborted"

@@ -99,13 +99,22 @@ def test_guardrail_and_measurement_round_trip_and_explain():
 
 
 def test_risk_budget():
-    b = RiskBudget(max_exposure_pct=5, max_duration=timedelta(hours=2))
-    assert b.pct_hours == pytest.approx(10.0)
-    assert RiskBudget.from_dict(b.to_dict()) == b
-    with pytest.raises(DefinitionError, match="max_exposure_pct"):
-        RiskBudget(max_exposure_pct=0, max_duration=timedelta(hours=1))
-    with pytest.raises(DefinitionError, match="max_duration"):
-        RiskBudget(max_exposure_pct=5, max_duration=timedelta(0))
+    b = RiskBudget(pct_hours=10)
+    assert b.pct_hours == 10 and RiskBudget.from_dict(b.to_dict()) == b
+    # by hand: 25 % for 30 min = 12.5 percent-hours, 50 % for 15 min the same; promotion to 100 % costs nothing
+    assert b.cost(25, timedelta(minutes=30)) == pytest.approx(12.5)
+    assert b.cost(50, timedelta(minutes=15)) == pytest.approx(12.5)
+    assert b.cost(100, timedelta(hours=3)) == 0.0
+    # one rule, no cap on a step's weight: 15 + 25 + 50 % baked 30 min each = 7.5 + 12.5 + 25 = 45
+    assert RiskBudget(pct_hours=45).allows([15, 25, 50, 100], hours_per_step=0.5)
+    assert not RiskBudget(pct_hours=44.9).allows([15, 25, 50, 100], hours_per_step=0.5)
+    for bad in (0, -1, True, "10", float("inf")):
+        with pytest.raises(DefinitionError, match="pct_hours"):
+            RiskBudget(pct_hours=bad)
+    with pytest.raises(DefinitionError, match="duration"):
+        b.cost(5, timedelta(0))
+    with pytest.raises(DefinitionError, match="weight_pct"):
+        b.cost(120, timedelta(minutes=5))
 
 
 @settings(max_examples=150, deadline=None)

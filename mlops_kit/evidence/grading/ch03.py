@@ -17,7 +17,7 @@ from .base import Grade, GradingContext, MissingEvidence, criterion
 from .recompute import psi_from_samples
 
 __all__ = ["grade_psi_recomputed", "grade_quality_gate", "grade_backfill_idempotent", "grade_cost_report",
-           "grade_access_log", "blocking_failures"]
+           "grade_access_log", "grade_drift_responses", "blocking_failures"]
 
 
 @criterion("C3.1")
@@ -263,3 +263,51 @@ def grade_access_log(ctx: GradingContext) -> Grade:
         return Grade(2, f"denied read of {first_denied['view']} logged; no granted read follows")
     return Grade(4, f"{len(denied)} denied and {len(allowed)} granted read(s) of restricted views; every "
                     "allowed read is covered by a grant")
+
+
+# -- C3.6: drift responses follow the stated policy -----------------------------------------------
+_EDGES = (0.1, 0.25)
+
+
+def _levels(psi: Any, verdict: Any) -> set[str]:
+    """The drift level(s) of a saved row: inconclusive, major (PSI >= 0.25), moderate (PSI >= 0.1 or a
+    failed test) or none; both neighbours when a rounded PSI sits on a band edge."""
+    if verdict == "inconclusive" or psi is None or (isinstance(psi, float) and math.isnan(psi)):
+        return {"inconclusive"}
+    value = float(psi)
+    near = [v for e in _EDGES if abs(value - e) <= 5e-5 for v in (e - 1e-9, e)]
+    return {"major" if v >= 0.25 else "moderate" if v >= 0.1 or verdict == "drift" else "none"
+            for v in (value, *near)}
+
+
+@criterion("C3.6")
+def grade_drift_responses(ctx: GradingContext) -> Grade:
+    """Every saved drift response is the policy's action for the level of its PSI *and* test verdict.
+
+    ``ch03/drift_report.json`` holds ``policy`` (``rules[criticality][level]``), ``responses`` (the
+    monitored columns: criticality, psi, verdict, action) and ``response_table`` (the amount
+    magnitudes of a critical feature: magnitude, psi, verdict, action). Level 4: every action
+    matches and the table holds a row the test flags while PSI < 0.1; 2: all match, no such row;
+    0: a mismatch or missing fields.
+    """
+    data = ctx.read_json("ch03/drift_report.json")
+    try:
+        rules = data["policy"]["rules"]
+        rows = [dict(r) for r in data["responses"]] + [{**r, "criticality": "critical"}
+                                                         for r in data["response_table"]]
+        checked = [(r.get("column", f"amount x{1 + float(r.get('magnitude', 0)):.2f}"), r["criticality"],
+                    _levels(r["psi"], r["verdict"]), r["action"], r["psi"], r["verdict"]) for r in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MissingEvidence(f"drift_report.json lacks {exc}") from exc
+    wrong = [f"{name}: {action} for PSI {psi} / test {verdict} (policy: "
+             f"{sorted({rules.get(crit, {}).get(lv) for lv in levels}, key=str)})"
+             for name, crit, levels, action, psi, verdict in checked
+             if action not in {rules.get(crit, {}).get(lv) for lv in levels}]
+    if wrong or not checked:
+        return Grade(0, "; ".join(wrong[:3]) or "no response saved")
+    test_only = [name for name, _, _, _, psi, verdict in checked
+                 if verdict == "drift" and psi is not None and float(psi) < 0.1]
+    if not test_only:
+        return Grade(2, f"{len(checked)} responses follow the policy, but none shows a drift only the test sees")
+    return Grade(4, f"{len(checked)} responses follow the policy for PSI and test verdict; test-only drift: "
+                    f"{', '.join(test_only)}")

@@ -20,13 +20,17 @@ __all__ = ["grade_rollback_after_breach", "grade_incident_measures", "grade_part
 _MITIGATIONS = ("abort", "revert", "rollback", "fallback_on", "restore")
 #: the reference rollback matrix (failure -> unit), kept independent of the lab's copy
 _MATRIX = {
-    "model regresses (overall or one segment)": "model",
-    "decision threshold / post-processing flag wrong": "flags",
-    "canary routing or cohort override wrong": "routing",
-    "feature view version computes a wrong value": "feature_version",
-    "online store holds stale or expired values": "rematerialize",
-    "online rows overwritten with wrong values (same event time)": "snapshot_restore",
-    "a release changed model and flags together": "full_release_state",
+    ("one segment's scores inverted right after a release; online features match offline, threshold "
+     "unchanged"): "model",
+    "a configuration push moved the decision threshold from 0.5 to 0.3; no scorer or feature changed": "flags",
+    "users of a cohort held on the stable arm are answered by the candidate": "routing",
+    ("since the aggregation job's release, every user's 7-day count reads about 4x what the old "
+     "definition gives"): "feature_version",
+    "after a rollback most online reads of user features are null; the offline rows are fresh": "rematerialize",
+    ("parity fails for most users although the table was just re-materialized; the bad rows carry the "
+     "good rows' event times"): "snapshot_restore",
+    ("a release moved the scorer and the threshold; after the alias rollback declines stay "
+     "doubled"): "full_release_state",
 }
 
 
