@@ -27,7 +27,8 @@ structured fields so that tests and notebooks can inspect them without parsing t
     ├── ExerciseNotDoneError                  a learner exercise stub was run
     ├── BackfillError                         a backfill partition failed every attempt
     ├── ConcurrentWriteError                  another writer held the workspace too long; retry
-    └── OnlineStoreUnavailableError           the online store's server cannot be reached or used
+    ├── OnlineStoreUnavailableError           the online store's server cannot be reached or used
+    └── OfflineEngineError                    the offline engine (Spark) cannot start or reach its cluster
 
 Warnings (not errors): ``LateDataWarning`` (rows created after the entity timestamp were
 used by a point-in-time join) and ``DeprecatedFeatureWarning``.
@@ -63,6 +64,7 @@ __all__ = [
     "BackfillError",
     "ConcurrentWriteError",
     "OnlineStoreUnavailableError",
+    "OfflineEngineError",
     "LateDataWarning",
     "DeprecatedFeatureWarning",
 ]
@@ -199,6 +201,15 @@ class OnlineStoreUnavailableError(MlopsKitError):
     ``details['url']`` is the store URL with any password masked. A failed write may have
     stored part of its rows; the watermark did not move, so re-running the materialization
     completes it.
+    """
+
+
+class OfflineEngineError(MlopsKitError):
+    """The configured offline engine cannot run: pyspark or Java missing, Java too old, or the
+    Spark master unreachable. Nothing was read or written.
+
+    ``details['reason']`` is one of ``"pyspark-missing"``, ``"java-missing"``,
+    ``"java-too-old"``, ``"master-unreachable"``, ``"session-conflict"``.
     """
 
 

@@ -15,6 +15,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 
+# The Spark offline-engine tests need Java 17+ (under CI=true they fail without it).
+if ! command -v java >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  else
+    echo "java is missing: install it with 'sudo apt-get install -y openjdk-17-jre-headless' (Spark tests skip without it outside CI)" >&2
+  fi
+fi
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[dev]"

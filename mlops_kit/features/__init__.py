@@ -44,7 +44,10 @@ past the bounded wait raises the retryable ``ConcurrentWriteError``, and
 manifest against its files, the online store against its watermarks and the databases'
 integrity, quarantining orphans (``mlops_kit.features.doctor``).
 
-Point-in-time semantics are written out in ``mlops_kit.features.pit``.
+Point-in-time semantics are written out in ``mlops_kit.features.pit``. The join runs in DuckDB
+unless ``offline_engine`` (``feature_store.toml`` or ``FeatureStore(root, offline_engine=...)``)
+is ``"spark"``, ``"spark://host:port"`` or a ``SparkSession``: the same semantics and result
+types on Spark (``mlops_kit.features.spark_engine``; ``pip install -e ".[spark]"``, Java 17+).
 """
 
 from .backfill_records import BackfillRecord, BackfillThresholds, PartitionRun, ValidationCheck, ValidationReport

@@ -4,14 +4,16 @@ The file is optional; without it the store uses SQLite online and DuckDB offline
 
     # <workspace>/feature_store.toml
     online_store = "redis://:secret@127.0.0.1:6379/0"   # or "sqlite" (the default)
-    offline_engine = "duckdb"                            # the default (and, for now, the only one)
+    offline_engine = "duckdb"                            # the default; or "spark" (local[2])
+                                                         # or "spark://host:port" (a standalone cluster)
     project = "fraud"                                    # optional: the Redis key namespace
 
 ``FeatureStore(root, online_store=..., offline_engine=...)`` overrides the file value by
-value. Every value is parsed once, here, before any engine starts; anything unknown raises
+value (``offline_engine`` may also be a ``pyspark.sql.SparkSession`` object, used as it is;
+see ``mlops_kit.features.spark_engine``). Every value is parsed once, here, before any engine starts; anything unknown raises
 ``StoreConfigError`` listing what is supported. Each setting is a kind, optionally with a URL:
-``_ONLINE`` and ``_OFFLINE`` map a kind (a bare word or a URL scheme) to its parser, so a new
-engine ("spark", "spark://host:port") is one more entry.
+``_ONLINE`` and ``_OFFLINE`` map a kind (a bare word or a URL scheme) to its parser, so an
+engine is one entry (Spark: ``"spark"`` and ``"spark://host:port"``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class EngineConfig:
     port: int | None = None
     db: int | None = None
     password: str | None = field(default=None, repr=False)
+    master: str | None = None  # Spark: "local[2]" or the spark:// URL
+    session: object = field(default=None, repr=False, compare=False)  # a given SparkSession
 
     def __repr__(self) -> str:
         where = "" if self.url is None else f", url={self.masked_url!r}"
@@ -60,6 +64,8 @@ class EngineConfig:
         out: dict[str, object] = {"kind": self.kind}
         if self.url is not None:
             out["url"] = self.masked_url
+        if self.master is not None:
+            out["master"] = self.master
         return out
 
 
@@ -129,8 +135,41 @@ def _offline_duckdb(value: str, parts: SplitResult | None, where: str) -> Engine
     return EngineConfig(kind="duckdb")
 
 
-_OFFLINE: dict[str, Callable[[str, SplitResult | None, str], EngineConfig]] = {"duckdb": _offline_duckdb}
-OFFLINE_SUPPORTED = ('"duckdb" (default)',)
+SPARK_LOCAL_MASTER = "local[2]"
+
+
+def _offline_spark(value: str, parts: SplitResult | None, where: str) -> EngineConfig:
+    if parts is None:
+        return EngineConfig(kind="spark", master=SPARK_LOCAL_MASTER)
+    bad = lambda why: _fail("offline_engine", value, why, OFFLINE_SUPPORTED, where)  # noqa: E731
+    if parts.username or parts.password:
+        raise bad("has credentials (a standalone master URL is spark://host:port)")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise bad("has a path, query or fragment (write spark://host:port)")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise bad("has a port that is not a number in 1..65535") from None
+    if not host:
+        raise bad("has no host")
+    url = f"spark://{host}:{port or 7077}"
+    return EngineConfig(kind="spark", url=url, host=host, port=port or 7077, master=url)
+
+
+def _offline_session(value: object) -> EngineConfig | None:
+    """An ``EngineConfig`` for a ``SparkSession`` object, or None if ``value`` is not one."""
+    if not any(c.__module__.startswith("pyspark.sql") and c.__name__ == "SparkSession"
+               for c in type(value).__mro__):
+        return None
+    master = value.sparkContext.master  # type: ignore[attr-defined]
+    return EngineConfig(kind="spark", url=master if master.startswith("spark://") else None,
+                        master=master, session=value)
+
+
+_OFFLINE: dict[str, Callable[[str, SplitResult | None, str], EngineConfig]] = {
+    "duckdb": _offline_duckdb, "spark": _offline_spark}
+OFFLINE_SUPPORTED = ('"duckdb" (default)', '"spark" (local[2])', '"spark://host:port"',
+                     "a pyspark.sql.SparkSession object")
 
 
 def _parse(setting: str, value: object, table: dict, supported: tuple[str, ...], where: str) -> EngineConfig:
@@ -155,7 +194,10 @@ def parse_online_store(value: object, where: str = "online_store") -> EngineConf
 
 
 def parse_offline_engine(value: object, where: str = "offline_engine") -> EngineConfig:
-    """``"duckdb"`` (the only offline engine for now)."""
+    """``"duckdb"``, ``"spark"`` (local[2]), ``"spark://host:port"`` or a ``SparkSession`` object."""
+    session = _offline_session(value)
+    if session is not None:
+        return session
     return _parse("offline_engine", value, _OFFLINE, OFFLINE_SUPPORTED, where)
 
 

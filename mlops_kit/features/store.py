@@ -55,7 +55,8 @@ class FeatureStore(BackfillOps):
         workspace's ``feature_store.toml`` (see ``mlops_kit.features.config``; default SQLite in
         ``workspace.online_db``).
     offline_engine:
-        ``"duckdb"`` (the default and only engine for now); overrides the file's ``offline_engine``.
+        ``"duckdb"`` (default), ``"spark"``, ``"spark://host:port"`` or a ``SparkSession``;
+        overrides the file's ``offline_engine`` (see ``mlops_kit.features.spark_engine``).
     duckdb_memory_limit:
         DuckDB memory limit; larger joins spill to ``workspace.tmp_dir``.
     """
@@ -303,7 +304,11 @@ class FeatureStore(BackfillOps):
                                         has_ties=self.meta.has_ties(view.name, view.version)))
         self.governance.check_read([v for v, _, _ in plan.views], principal=principal,
                                    purpose=purpose, channel="offline")
-        result = run_pit_join(self.duckdb, entity, requests, filter_by_created_timestamp)
+        if self.config.offline.kind == "spark":  # same semantics and result types (spark_engine)
+            from .spark_engine import run_spark_pit_join
+            result = run_spark_pit_join(self, entity, requests, filter_by_created_timestamp)
+        else:
+            result = run_pit_join(self.duckdb, entity, requests, filter_by_created_timestamp)
         if result.late_rows:
             detail = ", ".join(f"{k}: {n}" for k, n in result.late_by_view.items() if n)
             warnings.warn(LateDataWarning(

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from .spark_fixtures import offline_engine, spark  # noqa: F401 - Spark engine fixtures
+
 INSTALL_HINT = "redis-server not found: apt-get install redis-server (or run scripts/test.sh as root)"
 
 

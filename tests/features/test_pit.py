@@ -15,8 +15,9 @@ from .helpers import US, USER, at, entities, rows, view
 
 
 @pytest.fixture
-def store(workspace):
-    return FeatureStore(workspace)
+def store(workspace, offline_engine):
+    """A store on each offline engine (DuckDB, Spark): every rule below holds on both."""
+    return FeatureStore(workspace, offline_engine=offline_engine)
 
 
 def _get(store, edf, refs=("user_stats:amount",), **kw):

@@ -56,8 +56,8 @@ def test_constructor_overrides_the_file_and_online_object_wins(workspace, tmp_pa
     ('online_store = "redis://user:pw@h:6379/0"\n', "names a user"),
     ('online_store = "redis://h:6379/0?ssl=1"\n', "query or fragment"),
     ('online_store = 6379\n', "is not a non-empty string"),
-    ('offline_engine = "spark"\n', "is not a supported engine"),
-    ('offline_engine = "spark://h:7077"\n', "unsupported scheme 'spark'"),
+    ('offline_engine = "polars"\n', "is not a supported engine"),
+    ('offline_engine = "hive://h:10000"\n', "unsupported scheme 'hive'"),
     ('project = "a b"\n', "project = 'a b' is not a name"),
     ('online_store = "sqlite\n', "not valid TOML"),
 ])
