@@ -229,7 +229,8 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
                    scale: Any = None, quiz_answers: str | os.PathLike[str] | None = None,
                    workspace: str | os.PathLike[str] | None = None, timeout: int = 600,
                    grade: bool = True, rubric: str | os.PathLike[str] | None = None,
-                   progress: Callable[[str], None] = print, jobs: int | None = None) -> BuildResult:
+                   progress: Callable[[str], None] = print, jobs: int | None = None,
+                   extra_parameters: Mapping[str, Any] | None = None) -> BuildResult:
     """Execute chapter notebooks into an evidence pack at ``out``, write the manifest, grade.
 
     Parameters
@@ -258,6 +259,9 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
     jobs:
         Chapters run at the same time, each in its own kernel (default: the core count).
         The pack is the same as a serial build's except for measured durations.
+    extra_parameters:
+        More papermill parameters for every selected chapter, e.g. ``{"online_store":
+        "redis://127.0.0.1:6379/0"}``; each notebook must declare them.
 
     Returns
     -------
@@ -287,13 +291,20 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
 
         rubric = Path(rubric) if rubric is not None else default_rubric_path()
         load_rubric(rubric)
+    extra = dict(extra_parameters) if isinstance(extra_parameters, Mapping) else extra_parameters
+    managed = {"evidence_dir", "seed", "scale", "quiz_answers"}
+    if extra is not None and (not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra)
+                              or managed & set(extra)):
+        raise ValidationError(f"extra_parameters must map parameter names to values, without "
+                              f"{sorted(managed)}; got {extra_parameters!r}.",
+                              fix="Pass e.g. {'online_store': 'sqlite'}; use the seed/scale/quiz_answers arguments.")
     folder = Path(notebooks).resolve() if notebooks is not None else default_notebooks_dir()
     selected = find_chapters(folder, chapters)
     root = Path(out).resolve()
     answers, source = _load_answers(quiz_answers, root)
     plans: dict[int, dict[str, Any]] = {}
     for number, path in selected.items():
-        params: dict[str, Any] = {"evidence_dir": str(root)}
+        params: dict[str, Any] = {"evidence_dir": str(root), **(extra or {})}
         if seed is not None:
             params["seed"] = seed
         if scale is not None:

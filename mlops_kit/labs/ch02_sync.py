@@ -31,7 +31,7 @@ from .ch02 import MERCHANT
 __all__ = [
     "GOOD_AGE", "STALE_AGE", "gappy_merchant_risk", "ttl_admission", "ttl_window", "asof_join_sql",
     "asof_probe", "asof_reference", "asof_diagnosis", "offline_rows_in",
-    "online_ages", "p95", "parity_table", "contract_suite", "broken_batch",
+    "online_ages", "p95", "parity_table", "contract_suite", "broken_batch", "lab_store", "engines",
 ]
 
 #: A merchant risk row this old is still good (one missed daily run).
@@ -263,3 +263,19 @@ def broken_batch(good: pd.DataFrame, *, seed: int, share: float = 0.02) -> pd.Da
     hit = rng.random(len(bad)) < share
     bad.loc[hit, "txn_count"] = -1
     return pd.concat([bad, bad.iloc[: max(1, int(share * len(bad)))]], ignore_index=True)
+
+
+# -- engines: the store the chapter runs on ----------------------------------------------------
+def lab_store(ws: Workspace, *, clock: Any, online_store: str = "sqlite") -> FeatureStore:
+    """The chapter's feature store: ``online_store`` is ``"sqlite"`` or ``"redis://host:port/db"``."""
+    if not isinstance(online_store, str) or not online_store.strip():
+        raise ValidationError(f"lab_store: online_store must be a non-empty string, got {online_store!r}.",
+                              fix='Pass "sqlite" or a Redis URL such as "redis://127.0.0.1:6379/0".')
+    return FeatureStore(ws, clock=clock, online_store=online_store)
+
+
+def engines(store: FeatureStore) -> dict[str, str]:
+    """The engine kinds only (no URL, port or path), so a run prints and records the same thing."""
+    described = store.describe()
+    return {"online_store": str(described["online_store"]["kind"]),
+            "offline_engine": str(described["offline_engine"]["kind"])}

@@ -31,7 +31,7 @@ SECTIONS_5_6 = ["2ac59967", *CELLS.between("f9a23a76", "c61e9e07")]  # section 5
 
 
 def _start(root: Path) -> dict:
-    ns = {"seed": 7, "scale": SCALE, "evidence_dir": str(root), "quiz_answers": None}
+    ns = {"seed": 7, "scale": SCALE, "evidence_dir": str(root), "quiz_answers": None, "online_store": "sqlite"}
     return CELLS.run(SETUP, ns)
 
 
