@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
     build.add_argument("--rubric", help="rubric file (default: the checkout's rubric.md)")
     build.add_argument("--no-grade", action="store_true", help="skip grading")
+    build.add_argument("--online-store", metavar="URL", help="online store for the chapters that take one "
+                       "(2 and 6): 'sqlite' (default) or redis://host:port/db")
+    build.add_argument("--offline-engine", metavar="ENGINE", help="offline engine for the chapters that take "
+                       "one (2): 'duckdb' (default), 'spark' (local[2]) or spark://host:port")
     build.add_argument("--jobs", type=int, default=None, metavar="N",
                        help="chapters run at the same time, each in its own kernel "
                        "(default: the number of cores)")
@@ -143,7 +147,9 @@ def _build(args: argparse.Namespace) -> int:
     result = build_evidence(args.out, notebooks=args.notebooks, chapters=args.chapters,
                             seed=args.seed, scale=args.scale, quiz_answers=args.quiz_answers,
                             workspace=args.workspace, timeout=args.timeout,
-                            grade=not args.no_grade, rubric=args.rubric, jobs=args.jobs)
+                            grade=not args.no_grade, rubric=args.rubric, jobs=args.jobs,
+                            engines={"online_store": args.online_store, "offline_engine": args.offline_engine}
+                            if args.online_store or args.offline_engine else None)
     if result.failed:
         print(f"Chapter(s) failed: {result.failed}; see the executed notebooks in "
               f"{result.out}/notebooks/.", file=sys.stderr)

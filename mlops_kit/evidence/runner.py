@@ -24,6 +24,7 @@ from typing import Any
 
 from .._time import system_clock
 from ..errors import EvidenceError, NotebookParameterError, ValidationError
+from .engines import engine_plans
 from .layout import CHAPTER_RE, IGNORED_TOP, WORK_DIR, WORK_ENV, chapter_dirname
 from .manifest import write_manifest
 
@@ -179,6 +180,13 @@ def _chapter_answers(chapter: int, answers: Mapping[str, Any]) -> dict[str, Any]
     return {k: v for k, v in answers.items() if k in ids}
 
 
+def _masked(per_chapter: Mapping[int, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """Engines per chapter for the manifest, with any password in a URL masked."""
+    from ..features.config import mask_url
+
+    return {str(n): {k: mask_url(v) for k, v in chosen.items()} for n, chosen in per_chapter.items() if chosen}
+
+
 def _status_line(status: Mapping[str, Any]) -> str:
     return (f"{status['status']} in {status['duration_s']} s"
             + (f": {status['error']}" if status["error"] else ""))
@@ -230,7 +238,8 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
                    workspace: str | os.PathLike[str] | None = None, timeout: int = 600,
                    grade: bool = True, rubric: str | os.PathLike[str] | None = None,
                    progress: Callable[[str], None] = print, jobs: int | None = None,
-                   extra_parameters: Mapping[str, Any] | None = None) -> BuildResult:
+                   extra_parameters: Mapping[str, Any] | None = None,
+                   engines: Mapping[str, Any] | None = None) -> BuildResult:
     """Execute chapter notebooks into an evidence pack at ``out``, write the manifest, grade.
 
     Parameters
@@ -262,6 +271,10 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
     extra_parameters:
         More papermill parameters for every selected chapter, e.g. ``{"online_store":
         "redis://127.0.0.1:6379/0"}``; each notebook must declare them.
+    engines:
+        ``{"online_store": ..., "offline_engine": ...}``: each goes to the selected chapters
+        whose parameters cell declares it (see ``evidence.engines``) and is recorded in the
+        manifest's parameters.
 
     Returns
     -------
@@ -302,9 +315,14 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
     selected = find_chapters(folder, chapters)
     root = Path(out).resolve()
     answers, source = _load_answers(quiz_answers, root)
+    per_chapter = engine_plans(selected, engines)
+    given = sorted({k for chosen in per_chapter.values() for k in chosen})
+    if extra and set(extra) & set(given):
+        raise ValidationError(f"{sorted(set(extra) & set(given))} given both as an engine and in extra_parameters.",
+                              fix="Pass each engine once, with engines= (the CLI's --online-store/--offline-engine).")
     plans: dict[int, dict[str, Any]] = {}
     for number, path in selected.items():
-        params: dict[str, Any] = {"evidence_dir": str(root), **(extra or {})}
+        params: dict[str, Any] = {"evidence_dir": str(root), **(extra or {}), **per_chapter[number]}
         if seed is not None:
             params["seed"] = seed
         if scale is not None:
@@ -345,7 +363,8 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
             result.chapters = {str(n): done[n] for n in sorted(done)}
     write_manifest(root, chapters=result.chapters,
                    parameters={"seed": seed, "scale": scale, "quiz_answers_source": source,
-                               "timeout_s": timeout},
+                               "timeout_s": timeout,
+                               **({"engines": _masked(per_chapter)} if given else {})},
                    built_at=system_clock().isoformat(timespec="seconds"))
     if grade:
         from .grading import grade_pack
