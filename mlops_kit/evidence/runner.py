@@ -27,6 +27,7 @@ from ..errors import EvidenceError, NotebookParameterError, ValidationError
 from .engines import engine_plans
 from .layout import CHAPTER_RE, IGNORED_TOP, WORK_DIR, WORK_ENV, chapter_dirname
 from .manifest import write_manifest
+from .schedule import longest_first
 
 __all__ = ["BuildResult", "build_evidence", "default_notebooks_dir", "find_chapters",
            "check_parameters"]
@@ -332,6 +333,7 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
             params["quiz_answers"] = mine
         check_parameters(path, params)
         plans[number] = params
+    order = longest_first(selected, root)  # read the previous manifest before it is removed
     _prepare_out(root, selected)
     work = root / WORK_DIR / "_build"
     result = BuildResult(out=root)
@@ -348,8 +350,9 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
         else:
             progress(f"Building {len(tasks)} chapter(s) with {jobs} kernels at a time ...")
             done: dict[int, dict[str, Any]] = {}
+            by_number = {task[0]: task for task in tasks}
             with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(run_chapter, *task): task for task in tasks}
+                futures = {pool.submit(run_chapter, *by_number[n]): by_number[n] for n in order}
                 for finished in as_completed(futures):
                     number = futures[finished][0]
                     try:
