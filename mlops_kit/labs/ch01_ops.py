@@ -24,7 +24,7 @@ from ..datasets import World, fit_evaluate, time_split, training_set
 from ..errors import ValidationError
 from ..features import FeatureStore
 from ..governance import bucketize, salted_hash
-from ..quality import ResponsePolicy, psi
+from ..quality import ResponsePolicy, column_drift, psi
 from .ch01 import PROFILE_VIEW, USER_FEATURES, USER_VIEW
 
 __all__ = [
@@ -195,14 +195,18 @@ def drift_samples(world: World, *, seed: int, n: int = 4000,
 
 def drift_response(reference: Any, current: Any, *, magnitude: float = 0.0, criticality: str = "critical",
                    policy: ResponsePolicy | None = None) -> dict[str, Any]:
-    """PSI of ``current`` scaled by ``1 + magnitude`` against ``reference``, and ``policy``'s response
-    (default :meth:`ResponsePolicy.default`) for a feature of ``criticality``."""
+    """PSI of ``current`` scaled by ``1 + magnitude`` against ``reference``, the drift test's verdict
+    (``column_drift``), and ``policy``'s response (default :meth:`ResponsePolicy.default`) for a
+    feature of ``criticality`` given both."""
     if isinstance(magnitude, bool) or not isinstance(magnitude, (int, float)) or not -0.9 <= magnitude <= 5:
         raise ValidationError(f"drift_response: magnitude must be in [-0.9, 5], got {magnitude!r}.",
                               fix="Pass e.g. magnitude=0.3 (amounts 30 % higher).")
-    value = psi(np.asarray(reference, float), np.asarray(current, float) * (1 + magnitude))
-    response = (ResponsePolicy.default() if policy is None else policy).evaluate(criticality=criticality, psi=value)
-    return {"psi": round(value, 4), "level": response.level, "action": response.action,
+    ref, cur = np.asarray(reference, float), np.asarray(current, float) * (1 + magnitude)
+    value = psi(ref, cur)
+    test = column_drift(ref, cur, column="amount")   # the drift test's verdict goes into the response too
+    response = (ResponsePolicy.default() if policy is None else policy).evaluate(
+        criticality=criticality, psi=value, test_failed=test.verdict == "drift")
+    return {"psi": round(value, 4), "verdict": test.verdict, "level": response.level, "action": response.action,
             "reason": response.reason}
 
 

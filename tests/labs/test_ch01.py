@@ -162,6 +162,20 @@ def test_drift_response_psi_matches_the_graders_implementation():
     assert psi(ref, ref) == 0.0
 
 
+def test_drift_response_uses_the_tests_verdict_below_the_psi_bands():
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    ref = rng.lognormal(3, 1, 5000)
+    cur = rng.lognormal(3, 1, 5000) * 1.12            # a small, real shift: PSI stays under 0.1
+    out = O.drift_response(ref, cur)
+    assert out["psi"] < 0.1
+    assert stats.ks_2samp(ref, cur).pvalue < 0.05     # an independent two-sample test agrees: drift
+    assert out["verdict"] == "drift" and out["level"] == "moderate" and out["action"] == "page"
+    same = O.drift_response(ref, rng.permutation(ref))
+    assert same["verdict"] == "no_drift" and same["level"] == "none"
+
+
 # -- observability and runbook -------------------------------------------------------------
 def test_prediction_log_hashes_and_buckets_independently_recomputed():
     served = pd.DataFrame({"request_id": [0, 1, 2], "user_id": [7, 7, 9], "amount": [5.0, 50.0, 1500.0],
