@@ -97,6 +97,17 @@ def _fail(setting: str, value: object, why: str, supported: tuple[str, ...], whe
         fix=f"Use one of: {', '.join(supported)}.", setting=setting, supported=list(supported))
 
 
+def _host_port(parts: SplitResult, bad: Callable[[str], StoreConfigError]) -> tuple[str, int | None]:
+    """The URL's host and port (None when left out); ``bad(why)`` makes the error to raise."""
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise bad("has a port that is not a number in 1..65535") from None
+    if not host:
+        raise bad("has no host")
+    return host, port
+
+
 # -- online stores -------------------------------------------------------------------------------
 def _online_sqlite(value: str, parts: SplitResult | None, where: str) -> EngineConfig:
     return EngineConfig(kind="sqlite")
@@ -109,12 +120,7 @@ def _online_redis(value: str, parts: SplitResult | None, where: str) -> EngineCo
         raise bad("has a query or fragment (put the db number in the path: /0)")
     if parts.username:
         raise bad("names a user (write only the password: redis://:password@host:port/db)")
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        raise bad("has a port that is not a number in 1..65535") from None
-    if not host:
-        raise bad("has no host")
+    host, port = _host_port(parts, bad)
     path = parts.path.lstrip("/")
     if path and not path.isdigit():
         raise bad(f"has db {path!r}, not a number")
@@ -146,12 +152,7 @@ def _offline_spark(value: str, parts: SplitResult | None, where: str) -> EngineC
         raise bad("has credentials (a standalone master URL is spark://host:port)")
     if parts.path.strip("/") or parts.query or parts.fragment:
         raise bad("has a path, query or fragment (write spark://host:port)")
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        raise bad("has a port that is not a number in 1..65535") from None
-    if not host:
-        raise bad("has no host")
+    host, port = _host_port(parts, bad)
     url = f"spark://{host}:{port or 7077}"
     return EngineConfig(kind="spark", url=url, host=host, port=port or 7077, master=url)
 
