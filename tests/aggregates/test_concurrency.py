@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import queue as queue_mod
 import traceback
 from datetime import timedelta
 
@@ -14,8 +12,6 @@ from mlops_kit.aggregates import full_refresh, incremental_update, read_aggregat
 from ._helpers import make_transactions
 from .test_compute import make_spec
 
-CTX = multiprocessing.get_context("fork")
-
 
 def refresher(source, table, spec, as_of, barrier, name, out):
     try:
@@ -23,27 +19,6 @@ def refresher(source, table, spec, as_of, barrier, name, out):
         out.put((name, "ok", incremental_update(source, spec, table, as_of=as_of).mode))
     except BaseException as exc:
         out.put((name, "error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-
-
-def run(targets):
-    out = CTX.Queue()
-    procs = [CTX.Process(target=fn, args=(*args, out)) for fn, args in targets]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    reports = {}
-    while True:
-        try:
-            name, kind, payload = out.get(timeout=0.5)
-        except queue_mod.Empty:
-            break
-        reports.setdefault(kind, []).append((name, payload))
-    return reports, [p.exitcode for p in procs]
-
-
-def no_errors(reports):
-    assert not reports.get("error"), "\n\n".join(f"{n}: {e}" for n, e in reports["error"])
 
 
 def test_two_incremental_refreshes_at_once_match_a_full_refresh(tmp_path):

@@ -7,8 +7,6 @@ one after the other into a fresh workspace, read the same way.
 
 from __future__ import annotations
 
-import multiprocessing
-import queue as queue_mod
 from datetime import timedelta
 
 import pandas as pd
@@ -16,32 +14,10 @@ import pytest
 
 from mlops_kit.features import FeatureStore, FeatureView, Field
 
+from _procs import CTX, no_errors, run
+
 from . import concurrency_workers as W
 from .helpers import T0, at
-
-CTX = multiprocessing.get_context("fork")
-
-
-def run(targets: list[tuple], timeout: float = 120) -> tuple[dict[str, list], list[int]]:
-    """Start ``(function, args)`` processes (``out`` queue appended); collect their reports."""
-    out = CTX.Queue()
-    procs = [CTX.Process(target=fn, args=(*args, out)) for fn, args in targets]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=timeout)
-    reports: dict[str, list] = {}
-    while True:
-        try:
-            name, kind, payload = out.get(timeout=0.5)
-        except queue_mod.Empty:
-            break
-        reports.setdefault(kind, []).append((name, payload))
-    return reports, [p.exitcode for p in procs]
-
-
-def no_errors(reports: dict[str, list]) -> None:
-    assert not reports.get("error"), "\n\n".join(f"{n}: {e}" for n, e in reports["error"])
 
 
 def serial_store(tmp_path, name: str, views: list[FeatureView], frames: list[tuple[str, pd.DataFrame]]):
