@@ -9,6 +9,8 @@ import pandas as pd
 
 from mlops_kit.aggregates import full_refresh, incremental_update, read_aggregates, write_partitioned
 
+from _procs import CTX, no_errors, run
+
 from ._helpers import make_transactions
 from .test_compute import make_spec
 
