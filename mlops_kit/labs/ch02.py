@@ -1,17 +1,13 @@
 """Chapter 2 lab: feature store architecture on the seeded card-payments world.
 
-Sections 1-3 live here (shared definitions, time semantics, point-in-time correctness);
-offline/online sync, definitions as code, governance and the TTL widget live in
-``ch02_sync``. Every function takes its data and time explicitly; nothing reads the wall
-clock.
+Sections 1 and 3 live here (shared definitions, point-in-time correctness); the time rules of
+section 2 (windowed counts, late events, the serving replay) live in ``ch02_time`` and are
+re-exported here, so the notebook reaches them as ``ch02.<name>``. Offline/online sync,
+definitions as code, governance, the TTL widget and the store's engines live in ``ch02_sync``.
+Every function takes its data and time explicitly; nothing reads the wall clock.
 
->>> from datetime import timedelta
->>> import pandas as pd
->>> ev = pd.DataFrame({"user_id": [1, 1, 1], "t": pd.to_datetime(
-...     ["2024-01-01", "2024-01-05", "2024-01-08"], utc=True)})
->>> q = pd.DataFrame({"user_id": [1], "as_of": pd.to_datetime(["2024-01-08"], utc=True)})
->>> window_counts(ev, q, time_column="t", window=timedelta(days=7)).tolist()
-[2]
+>>> disagreement([1, 2, None], [1, 3, None])
+{'rows': 3, 'differ': 1, 'share': 0.3333, 'mean_abs_diff': 0.5}
 """
 
 from __future__ import annotations
@@ -25,10 +21,11 @@ import pandas as pd
 
 from ..datasets import (MERCHANT_RISK_FEATURES, PROFILE_FEATURES, USER_STATS_FEATURES, Scenario, World,
                         current_profile_features, entity_frame, fit_evaluate, generate_world,
-                        leaky_merchant_risk, merchant_risk, naive_user_transaction_stats,
-                        user_profile_features, user_transaction_stats)
+                        leaky_merchant_risk, merchant_risk, user_profile_features, user_transaction_stats)
 from ..errors import ValidationError
 from ..features import Entity, FeatureStore, FeatureView, Field
+from .ch02_time import (WINDOW, late_events, sample_payments, serving_replay, time_semantics, transactions,
+                        window_counts)
 
 __all__ = [
     "USER", "MERCHANT", "WINDOW", "make_world", "window_counts", "daily_grid", "team_counts",
@@ -41,8 +38,6 @@ __all__ = [
 
 USER = Entity(name="user", join_keys=["user_id"], description="a card holder")
 MERCHANT = Entity(name="merchant", join_keys=["merchant_id"], description="a card acceptor")
-WINDOW = timedelta(days=7)
-_US = np.timedelta64(1, "us")
 
 
 def make_world(*, seed: int, scale: float = 1) -> World:
@@ -61,49 +56,6 @@ def world_end(world: World) -> datetime:
 
 
 # -- section 1: one 7-day count, three definitions -------------------------------------------
-def window_counts(events: pd.DataFrame, queries: pd.DataFrame, *, time_column: str, window: timedelta,
-                  key: str = "user_id", closed: str = "left", known_by: str | None = None) -> np.ndarray:
-    """Per query row ``(key, as_of)``: how many events of that key fall in the window.
-
-    ``closed="left"`` counts ``as_of - window <= t < as_of``; ``"right"`` counts
-    ``as_of - window < t <= as_of``. With ``known_by`` (a column of ``events``) only events
-    with ``known_by <= as_of`` count.
-    """
-    if closed not in ("left", "right"):
-        raise ValidationError(f"window_counts: closed must be 'left' or 'right', got {closed!r}.",
-                              fix="Use closed='left' for [as_of - window, as_of).")
-    for name, frame, cols in (("events", events, [key, time_column] + ([known_by] if known_by else [])),
-                              ("queries", queries, [key, "as_of"])):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise ValidationError(f"window_counts: {name} lacks columns {missing}.",
-                                  fix=f"Pass a frame with columns {cols}.")
-    out = np.zeros(len(queries), dtype=np.int64)
-    q_time = queries["as_of"].to_numpy("datetime64[us]")
-    q_key = queries[key].to_numpy()
-    width = np.timedelta64(int(window / timedelta(microseconds=1)), "us")
-    groups = {k: np.flatnonzero(q_key == k) for k in np.unique(q_key)} if len(q_key) else {}
-    by_key = dict(tuple(events.groupby(key, sort=False)))
-    side_hi, side_lo = ("left", "left") if closed == "left" else ("right", "right")
-    for k, rows in groups.items():
-        ev = by_key.get(k)
-        if ev is None:
-            continue
-        times = ev[time_column].to_numpy("datetime64[us]")
-        t = q_time[rows]
-        if known_by is None:
-            times = np.sort(times)
-            out[rows] = (np.searchsorted(times, t, side=side_hi)
-                         - np.searchsorted(times, t - width, side=side_lo))
-        else:
-            known = ev[known_by].to_numpy("datetime64[us]")[None, :]
-            times, at = times[None, :], t[:, None]
-            inside = (times >= at - width) & (times < at) if closed == "left" else \
-                (times > at - width) & (times <= at)
-            out[rows] = np.count_nonzero(inside & (known <= at), axis=1)
-    return out
-
-
 def daily_grid(world: World, *, days: range | list[int] | None = None) -> pd.DataFrame:
     """``user_id, as_of``: every user at every midnight ``start + d days`` (``d`` in ``days``)."""
     days = list(range(1, world.scenario.days + 1)) if days is None else list(days)
@@ -117,10 +69,6 @@ def daily_grid(world: World, *, days: range | list[int] | None = None) -> pd.Dat
         ["as_of", "user_id"], kind="stable").reset_index(drop=True)
 
 
-def _txn(world: World) -> pd.DataFrame:
-    return world.transactions.drop_duplicates("transaction_id", keep="first")
-
-
 def team_counts(world: World, grid: pd.DataFrame, *, window: timedelta = WINDOW) -> pd.DataFrame:
     """The 7-day count three ways, on ``grid`` rows (``user_id, as_of``).
 
@@ -129,7 +77,7 @@ def team_counts(world: World, grid: pd.DataFrame, *, window: timedelta = WINDOW)
     ``(as_of - 7d, as_of]``. ``shared``: the one definition both should use: by event time,
     ``[as_of - 7d, as_of)``, counting only events already ingested at ``as_of``.
     """
-    txn = _txn(world)
+    txn = transactions(world)
     out = grid[["user_id", "as_of"]].copy()
     out["team_a"] = window_counts(txn, grid, time_column="event_timestamp", window=window)
     out["team_b"] = window_counts(txn, grid, time_column="ingested_at", window=window, closed="right")
@@ -164,7 +112,7 @@ def txn_7d_view(*, window_days: int = 7, version: int = 1, ttl: timedelta = time
 def shared_7d_frame(world: World, *, window: timedelta = WINDOW) -> pd.DataFrame:
     """Rows to ingest into ``user_txn_count``: the shared definition at every user-midnight."""
     grid = daily_grid(world)
-    txn = _txn(world)
+    txn = transactions(world)
     counts = window_counts(txn, grid, time_column="event_timestamp", window=window, known_by="ingested_at")
     return pd.DataFrame({"user_id": grid["user_id"], "event_timestamp": grid["as_of"],
                          "txn_count": counts, "created_timestamp": grid["as_of"]})
@@ -194,76 +142,6 @@ def shared_reads(store: FeatureStore, teams: pd.DataFrame, *, read_after: timede
         out.loc[rows.index, "shared_online"] = pd.array(online, dtype="Int64")
     return out
 
-
-# -- section 2: time semantics -----------------------------------------------------------
-def late_events(world: World) -> pd.DataFrame:
-    """Per transaction: ``delay_h`` (ingested_at - event_timestamp, hours) and ``late`` (> 1 h)."""
-    txn = _txn(world)
-    delay = (txn["ingested_at"] - txn["event_timestamp"]) / pd.Timedelta(hours=1)
-    return pd.DataFrame({"transaction_id": txn["transaction_id"].to_numpy(), "delay_h": delay.to_numpy(),
-                         "late": (delay > 1.0).to_numpy()})
-
-
-def transactions(world: World) -> pd.DataFrame:
-    """The transaction log every count reads (one row per transaction: event and ingestion time)."""
-    return _txn(world)
-
-
-def sample_payments(world: World, *, sample: int, seed: int) -> pd.DataFrame:
-    """``sample`` payments drawn with ``seed``: ``transaction_id, user_id, as_of`` (the payment's time)."""
-    rows = entity_frame(world, request_features=False)
-    if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= len(rows):
-        raise ValidationError(f"sample_payments: sample must be an int in 1..{len(rows)}, got {sample!r}.",
-                              fix="Pass e.g. sample=2000.")
-    take = np.sort(np.random.default_rng(seed).choice(len(rows), size=sample, replace=False))
-    picked = rows.iloc[take][["transaction_id", "user_id", "event_timestamp"]].reset_index(drop=True)
-    return picked.rename(columns={"event_timestamp": "as_of"})
-
-
-def serving_replay(world: World, rows: pd.DataFrame, *, window: timedelta = WINDOW,
-                   time_column: str = "event_timestamp") -> np.ndarray:
-    """What the scoring service counted for each row, replayed row by row from its event log.
-
-    For row ``(user_id, T)`` (``T`` in ``time_column``) the service holds the events ingested
-    by ``T`` and counts those whose event time lies in ``[T - window, T)``.
-    """
-    txn = _txn(world)
-    logs = {k: (g["event_timestamp"].to_numpy("datetime64[us]"), g["ingested_at"].to_numpy("datetime64[us]"))
-            for k, g in txn.groupby("user_id", sort=False)}
-    width = np.timedelta64(int(window / timedelta(microseconds=1)), "us")
-    out = []
-    for user, at in zip(rows["user_id"].to_numpy(), rows[time_column].to_numpy("datetime64[us]")):
-        event, ingested = logs.get(user, (np.array([], "datetime64[us]"),) * 2)
-        out.append(int(np.count_nonzero((ingested <= at) & (event >= at - width) & (event < at))))
-    return np.asarray(out, dtype=np.int64)
-
-
-def time_semantics(world: World, *, sample: int, seed: int) -> pd.DataFrame:
-    """The 7-day count of sampled transactions, three ways, beside the serving replay.
-
-    Columns: ``transaction_id, user_id, event_timestamp, serving`` (the replay),
-    ``event_time_complete`` (event time over the complete log, as a later backfill sees it),
-    ``ingestion_time`` (window over ingestion time) and ``known_at_t`` (event time, only
-    events ingested by T: the kit's ``user_transaction_stats``).
-    """
-    honest, naive = user_transaction_stats(world), naive_user_transaction_stats(world)
-    rows = entity_frame(world, request_features=False)
-    if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= len(rows):
-        raise ValidationError(f"time_semantics: sample must be an int in 1..{len(rows)}, got {sample!r}.",
-                              fix="Pass e.g. sample=1500.")
-    rng = np.random.default_rng(seed)
-    take = np.sort(rng.choice(len(rows), size=sample, replace=False))
-    picked = rows.iloc[take][["transaction_id", "user_id", "event_timestamp"]].reset_index(drop=True)
-    keys = ["user_id", "event_timestamp"]
-    out = picked.merge(honest[keys + ["txn_count_7d"]].drop_duplicates(keys), on=keys, how="left")
-    out = out.rename(columns={"txn_count_7d": "known_at_t"})
-    out = out.merge(naive[keys + ["txn_count_7d"]].drop_duplicates(keys), on=keys, how="left")
-    out = out.rename(columns={"txn_count_7d": "event_time_complete"})
-    q = out.rename(columns={"event_timestamp": "as_of"})
-    out["ingestion_time"] = window_counts(_txn(world), q, time_column="ingested_at", window=WINDOW)
-    out["serving"] = serving_replay(world, out)
-    return out[["transaction_id", "user_id", "event_timestamp", "serving", "event_time_complete",
-                "ingestion_time", "known_at_t"]]
 
 
 # -- section 3: point-in-time correctness ---------------------------------------------------

@@ -1,5 +1,5 @@
 """Chapter 2 lab, sections 3-6: the TTL exercise and widget, offline/online sync, definitions
-as code and governance (the data behind them comes from ``ch02``).
+as code and governance (the data behind them comes from ``ch02``), and the store's engines.
 
 >>> import pandas as pd
 >>> from datetime import timedelta
@@ -32,6 +32,7 @@ __all__ = [
     "GOOD_AGE", "STALE_AGE", "gappy_merchant_risk", "ttl_admission", "ttl_window", "asof_join_sql",
     "asof_probe", "asof_reference", "asof_diagnosis", "offline_rows_in",
     "online_ages", "p95", "parity_table", "contract_suite", "broken_batch", "lab_store", "engines",
+    "engine_equality",
 ]
 
 #: A merchant risk row this old is still good (one missed daily run).
@@ -266,12 +267,24 @@ def broken_batch(good: pd.DataFrame, *, seed: int, share: float = 0.02) -> pd.Da
 
 
 # -- engines: the store the chapter runs on ----------------------------------------------------
-def lab_store(ws: Workspace, *, clock: Any, online_store: str = "sqlite") -> FeatureStore:
-    """The chapter's feature store: ``online_store`` is ``"sqlite"`` or ``"redis://host:port/db"``."""
-    if not isinstance(online_store, str) or not online_store.strip():
-        raise ValidationError(f"lab_store: online_store must be a non-empty string, got {online_store!r}.",
-                              fix='Pass "sqlite" or a Redis URL such as "redis://127.0.0.1:6379/0".')
-    return FeatureStore(ws, clock=clock, online_store=online_store)
+_ENGINE_FIX = {"online_store": 'Pass "sqlite" or a Redis URL such as "redis://127.0.0.1:6379/0".',
+               "offline_engine": 'Pass "duckdb" or "spark" (local[2]; needs pyspark and Java 17+).'}
+
+
+def lab_store(ws: Workspace, *, clock: Any, online_store: str = "sqlite",
+              offline_engine: str = "duckdb") -> FeatureStore:
+    """The chapter's feature store: ``online_store`` is ``"sqlite"`` or ``"redis://host:port/db"``,
+    ``offline_engine`` is ``"duckdb"``, ``"spark"`` (``local[2]``) or ``"spark://host:port"``.
+
+    Both are notebook parameters, so both must be non-empty strings; the store's own
+    configuration parsers then refuse an unsupported value (``StoreConfigError``). Spark starts
+    on the first point-in-time join (``OfflineEngineError`` without pyspark or Java 17+).
+    """
+    for name, value in (("online_store", online_store), ("offline_engine", offline_engine)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError(f"lab_store: {name} must be a non-empty string, got {value!r}.",
+                                  fix=_ENGINE_FIX[name])
+    return FeatureStore(ws, clock=clock, online_store=online_store, offline_engine=offline_engine)
 
 
 def engines(store: FeatureStore) -> dict[str, str]:
@@ -279,3 +292,32 @@ def engines(store: FeatureStore) -> dict[str, str]:
     described = store.describe()
     return {"online_store": str(described["online_store"]["kind"]),
             "offline_engine": str(described["offline_engine"]["kind"])}
+
+
+def engine_equality(frame: pd.DataFrame | None, reference: pd.DataFrame | None, difference: str | None, *,
+                    engine: str, reference_engine: str = "duckdb") -> dict[str, Any]:
+    """The record of one training set built on ``engine`` and on ``reference_engine``.
+
+    ``difference`` is what ``pandas.testing.assert_frame_equal(frame, reference)`` raised (None:
+    it passed). With ``frame`` None nothing was compared (the build ran on one engine only).
+    ``verdict`` is the one line the notebook prints.
+    """
+    if not isinstance(engine, str) or not engine:
+        raise ValidationError(f"engine_equality: engine must name the offline engine, got {engine!r}.",
+                              fix='Pass engines(store)["offline_engine"], e.g. "spark".')
+    if frame is None:
+        return {"compared": False, "engines": [engine], "equal": None,
+                "verdict": f"not compared: this build runs its joins on {engine} only; build the chapter "
+                           f'with offline_engine="spark" to compare it with {reference_engine}'}
+    if reference is None or (difference is not None and not isinstance(difference, str)):
+        raise ValidationError("engine_equality: pass both frames and the assertion text (or None).",
+                              fix="Catch AssertionError from pandas.testing.assert_frame_equal and pass str(exc).")
+    equal = difference is None
+    shape = f"{len(frame)} rows x {frame.shape[1]} columns"
+    first = None if equal else next((line.strip() for line in difference.splitlines() if line.strip()), "")
+    return {"compared": True, "engines": [engine, reference_engine], "equal": equal,
+            "rows": [int(len(frame)), int(len(reference))], "columns": [int(frame.shape[1]), int(reference.shape[1])],
+            "difference": None if equal else difference[:2000],
+            "verdict": (f"{engine} and {reference_engine} built the same training set: {shape}, identical "
+                        "values, dtypes, index and order" if equal
+                        else f"{engine} and {reference_engine} differ ({shape} on {engine}): {first}")}

@@ -323,3 +323,50 @@ def test_grade_leakage_and_definitions_detect_edits(tmp_path):
     claim["v2"]["tags"]["window"] = "7d"
     _write(tmp_path, "definitions.json", claim)
     assert grading.grade_definitions(_ctx(tmp_path)).level == 0
+
+
+def test_lab_store_offline_engine_is_checked_and_recorded(tmp_path):
+    from mlops_kit._time import FixedClock
+    from mlops_kit.errors import StoreConfigError
+    from mlops_kit.workspace import Workspace
+
+    clock = FixedClock(datetime(2024, 1, 1, tzinfo=UTC))
+    for name, engine in (("duck", "duckdb"), ("spark", "spark")):   # Spark only starts on a join
+        with sync.lab_store(Workspace(tmp_path / name), clock=clock, offline_engine=engine) as store:
+            assert sync.engines(store) == {"online_store": "sqlite", "offline_engine": engine}
+    for bad in (None, "", "  ", 3):
+        with pytest.raises(ValidationError, match="offline_engine must be a non-empty string"):
+            sync.lab_store(Workspace(tmp_path / "bad"), clock=clock, offline_engine=bad)
+    with pytest.raises(StoreConfigError, match="offline_engine") as info:
+        sync.lab_store(Workspace(tmp_path / "bad"), clock=clock, offline_engine="sparkle")
+    assert '"spark" (local[2])' in info.value.fix
+    with pytest.raises(ValidationError, match="online_store must be a non-empty string"):
+        sync.lab_store(Workspace(tmp_path / "bad"), clock=clock, online_store="", offline_engine="spark")
+
+
+def test_engine_equality_records_what_assert_frame_equal_said():
+    left = pd.DataFrame({"user_id": [1, 2, 3], "fraud_rate_30d": [0.1, None, 0.3]})
+
+    def compare(right):
+        try:
+            pd.testing.assert_frame_equal(left, right, check_exact=True)
+            return None
+        except AssertionError as exc:
+            return str(exc)
+
+    same = sync.engine_equality(left, left.copy(), compare(left.copy()), engine="spark")
+    assert same["compared"] and same["equal"] and same["engines"] == ["spark", "duckdb"]
+    assert same["rows"] == [3, 3] and same["columns"] == [2, 2] and same["difference"] is None
+    assert same["verdict"].startswith("spark and duckdb built the same training set: 3 rows x 2 columns")
+    off = left.assign(fraud_rate_30d=[0.1, None, 0.31])
+    differ = sync.engine_equality(left, off, compare(off), engine="spark")
+    assert differ["equal"] is False and "fraud_rate_30d" in differ["verdict"] and differ["difference"]
+    cast = left.astype({"user_id": "Int64"})     # same values, another dtype: not the same frame
+    assert sync.engine_equality(left, cast, compare(cast), engine="spark")["equal"] is False
+    skipped = sync.engine_equality(None, None, None, engine="duckdb")
+    assert skipped["compared"] is False and skipped["equal"] is None
+    assert 'offline_engine="spark"' in skipped["verdict"]
+    with pytest.raises(ValidationError, match="engine"):
+        sync.engine_equality(left, left, None, engine="")
+    with pytest.raises(ValidationError, match="both frames"):
+        sync.engine_equality(left, None, None, engine="spark")

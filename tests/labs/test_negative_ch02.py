@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_kit.evidence import start_chapter
 from mlops_kit.evidence.grading import ch02 as grading
 from mlops_kit.evidence.grading.base import GradingContext
 from mlops_kit.labs import ch02, ch02_sync as sync
@@ -28,10 +29,12 @@ SECTION_3 = CELLS.between("d76df0d9", "d9ed77fc")
 EXERCISE_21 = ["e5eee4f2", "83ecf0be", "c194e0de"]
 SECTION_4 = CELLS.between("2ac59967", "569523be")
 SECTIONS_5_6 = ["2ac59967", *CELLS.between("f9a23a76", "c61e9e07")]  # section 5 reads `users`
+ENGINE_EQUALITY = ["3b7c4baa", "4dba36c4"]   # the optional same-training-set-on-both-engines cells
 
 
 def _start(root: Path) -> dict:
-    ns = {"seed": 7, "scale": SCALE, "evidence_dir": str(root), "quiz_answers": None, "online_store": "sqlite"}
+    ns = {"seed": 7, "scale": SCALE, "evidence_dir": str(root), "quiz_answers": None, "online_store": "sqlite",
+          "offline_engine": "duckdb"}
     return CELLS.run(SETUP, ns)
 
 
@@ -108,3 +111,50 @@ def test_contract_without_blocking_rules_lets_the_broken_batch_in(tmp_path, monk
     assert ns["rows_after"] > ns["rows_before"]
     assert "6.1-contract-blocks-bad-batch" in failed
     assert _grade(tmp_path, grading.grade_contract) == 2
+
+
+def _equality_cells(positive, tmp_path, *, engine):
+    """The engine-equality cells on the positive run's store, its engine labelled ``engine``.
+
+    The store is DuckDB either way: labelled "spark", the cells run the comparison logic of a
+    Spark build (rebuild on a second DuckDB store over the same workspace, assert_frame_equal,
+    record the check) without starting Spark. The check lands in a fresh evidence folder.
+    """
+    _, ns = positive
+    mine = dict(ns, engines={**ns["engines"], "offline_engine": engine})
+    mine["rec"] = start_chapter(2, evidence_dir=str(tmp_path), seed=7, scale=SCALE, quiz_answers=None)
+    return CELLS.run(ENGINE_EQUALITY, mine)
+
+
+def test_default_build_compares_nothing_and_starts_no_second_engine(positive, tmp_path, monkeypatch):
+    def no_second_build(*args, **kwargs):
+        raise AssertionError("the DuckDB build must not rebuild the training set")
+
+    monkeypatch.setattr(ch02, "pit_training_set", no_second_build)
+    monkeypatch.setattr(sync, "lab_store", no_second_build)
+    ns = _equality_cells(positive, tmp_path, engine="duckdb")
+    assert ns["engine_equality"]["compared"] is False
+    assert 'offline_engine="spark"' in ns["engine_equality"]["verdict"]
+    assert ns["rec"].checks == []
+
+
+def test_same_training_set_on_both_stores_passes_the_equality_check(positive, tmp_path):
+    ns = _equality_cells(positive, tmp_path, engine="spark")
+    assert ns["engine_equality"]["equal"] is True
+    assert [(c["id"], c["passed"]) for c in ns["rec"].checks] == [("3.7-same-training-set-on-both-engines", True)]
+
+
+def test_a_differing_training_set_fails_the_equality_check(positive, tmp_path, monkeypatch):
+    failed = collect_failures(monkeypatch)
+    real = ch02.pit_training_set
+
+    def one_value_off(store, world, *, filter_by_created_timestamp):   # the engines disagree on one row
+        frame = real(store, world, filter_by_created_timestamp=filter_by_created_timestamp)
+        frame.loc[frame.index[3], "fraud_rate_30d"] = 0.5 if frame["fraud_rate_30d"].iloc[3] != 0.5 else 0.25
+        return frame
+
+    monkeypatch.setattr(ch02, "pit_training_set", one_value_off)
+    ns = _equality_cells(positive, tmp_path, engine="spark")
+    assert failed == ["3.7-same-training-set-on-both-engines"]
+    assert ns["engine_equality"]["equal"] is False
+    assert "fraud_rate_30d" in ns["engine_equality"]["verdict"]
