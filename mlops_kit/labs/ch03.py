@@ -145,7 +145,7 @@ def transactions_suite(*, null_check: NullRateCheck | None = None) -> QualitySui
     own, ml = "payments-data (#payments-data-oncall)", "fraud-ml (#fraud-ml)"
     return QualitySuite(view=SOURCE, timestamp_column="event_timestamp", checks=[
         null_check or NullRateCheck(id="amount_nulls_by_segment", severity="block", owner=own, column="amount",
-                      max_rate=0.01, segment_by=("segment",), min_rows=30,
+                      max_rate=0.01, segment_by=("segment",), min_rows=100,
                       remediation="Re-run the upstream currency join for the failing segment and re-deliver "
                                   "the partition."),
         NullRateCheck(id="amount_nulls_overall", severity="warn", owner=own, column="amount", max_rate=0.05,

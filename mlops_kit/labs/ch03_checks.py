@@ -139,14 +139,22 @@ def responses_verdict(rows: pd.DataFrame, rules: dict[str, str]) -> dict[str, An
                 look_at="ch03.drift_at and ResponsePolicy.evaluate(psi=..., test_failed=...)")
 
 
-def check_null_check(check: Any, broken: pd.DataFrame, fixed: pd.DataFrame) -> list[str]:
+def check_null_check(check: Any, broken: pd.DataFrame, fixed: pd.DataFrame, *, owner: str | None = None
+                     ) -> list[str]:
     """Exercise 3.1: a blocking, segmented null-rate check on amount that stops the broken
-    delivery and lets the fixed one through."""
+    delivery and lets the fixed one through; with ``owner`` (the producer the catalog lists for
+    the table), the check's owner must name that team first (a contact may follow)."""
+    if owner is not None and (not isinstance(owner, str) or not owner.strip()):
+        raise ValidationError(f"check_null_check: owner must be a non-empty team name, got {owner!r}.",
+                              fix="Pass the catalog's owner of the source, e.g. gov.entry(ch03.SOURCE).owner.")
     if check is None:
         return ["null_check is not defined yet: complete exercise 3.1 above"]
     if not isinstance(check, NullRateCheck):
         return [f"expected a NullRateCheck, got {type(check).__name__}"]
     problems = []
+    if owner is not None and check.owner.split()[:1] != [owner.strip()]:
+        problems.append(f"the owner is {check.owner!r}; a blocking failure of this table goes to the team that "
+                        "produces it (the catalog entry printed above)")
     if check.column != "amount":
         problems.append(f"the check watches {check.column!r}; the broken column is 'amount'")
     if check.severity != "block":

@@ -27,7 +27,7 @@ from ..registry import (DataSnapshot, FeatureRef, Lineage, ModelMetadata, ModelR
 from ..rollout import (CanaryStrategy, Guardrail, InMemoryFeatureSource, RegistryModelProvider, RiskBudget,
                        RolloutResult, RolloutSimulator, SegmentRegression, demo_world)
 
-__all__ = ["START", "WARMUP", "BAD_SEGMENT", "make_world", "lab_registry", "release_pair", "guardrails",
+__all__ = ["START", "WARMUP", "BAKE_MIN", "BAD_SEGMENT", "make_world", "lab_registry", "release_pair", "guardrails",
            "make_sim", "bad_fault", "run_canary", "routing_report", "segment_coverage", "exposure_from_intervals",
            "deployment_modes", "budget_table", "explore_canary", "exposure_intervals", "memory_models",
            "budget_verdict"]
@@ -36,6 +36,8 @@ START = datetime(2025, 3, 1, tzinfo=UTC)
 WARMUP = timedelta(hours=1)
 #: the segment the bad candidate regresses on (8 % of the traffic)
 BAD_SEGMENT = "high_value"
+#: how long every canary step of the chapter bakes (minutes); a given of the chapter, not a choice
+BAKE_MIN = 30
 _M = timedelta(minutes=1)
 
 
@@ -101,13 +103,17 @@ def release_pair(registry: ModelRegistry, clock: FixedClock, name: str, world: d
     return RegistryModelProvider(registry, name), stable, candidate
 
 
-def guardrails(*, segment_threshold: float = 0.25, window_min: int = 30, min_samples: int = 20,
+def guardrails(*, segment_threshold: float, window_min: int, min_samples: int = 20,
                consecutive: int = 1, action: str = "abort") -> list[Guardrail]:
     """The rollback triggers: error rate, p99 latency and the per-segment mean-score regression
-    (which fails after ``consecutive`` breaches in a row)."""
+    (which fails after ``consecutive`` breaches in a row).
+
+    The segment guardrail's ``segment_threshold`` and ``window_min`` have no default: they are
+    the settings a release chooses (exercise 5.1 asks for them).
+    """
     if isinstance(window_min, bool) or not isinstance(window_min, int) or window_min < 5 or window_min % 5:
         raise ValidationError(f"guardrails: window_min must be a multiple of 5 (minutes), got {window_min!r}.",
-                              fix="Use e.g. window_min=30.")
+                              fix="Use a whole number of minutes divisible by 5, e.g. window_min=15.")
     return [Guardrail(name="errors", metric="error_rate", threshold=0.02, window=15 * _M, min_samples=30,
                       action=action),
             Guardrail(name="p99", metric="latency_p99", threshold=150.0, window=15 * _M, min_samples=30,
@@ -134,14 +140,17 @@ def make_sim(world: dict[str, Any], models: Any, *, strategy: Any, guardrails: S
                             seed=_seed(seed), **kw)
 
 
-def run_canary(world: dict[str, Any], models: Any, *, steps: Sequence[float] = (15, 25, 50, 100),
-               bake_min: int = 30, segment_threshold: float = 0.25, window_min: int = 30,
-               budget: RiskBudget | None = None, bad: bool = True, consecutive: int = 1,
-               seed: int = 0) -> RolloutResult:
-    """One canary of the candidate (with the segment defect when ``bad``); the plain function the widget calls."""
+def run_canary(world: dict[str, Any], models: Any, *, steps: Sequence[float], segment_threshold: float,
+               window_min: int, bake_min: int = BAKE_MIN, budget: RiskBudget | None = None, bad: bool = True,
+               consecutive: int = 1, seed: int = 0) -> RolloutResult:
+    """One canary of the candidate (with the segment defect when ``bad``); the plain function the widget calls.
+
+    ``steps``, ``segment_threshold`` and ``window_min`` are the release's settings (no defaults);
+    every step bakes ``bake_min`` minutes (the chapter's :data:`BAKE_MIN`).
+    """
     if isinstance(bake_min, bool) or not isinstance(bake_min, int) or bake_min < 5 or bake_min % 5:
         raise ValidationError(f"run_canary: bake_min must be a multiple of 5 (minutes), got {bake_min!r}.",
-                              fix="Use e.g. bake_min=30.")
+                              fix=f"Use a whole number of minutes divisible by 5, e.g. bake_min={BAKE_MIN}.")
     strategy = CanaryStrategy(steps=tuple(steps), bake_time=bake_min * _M, risk_budget=budget)
     sim = make_sim(world, models, strategy=strategy,
                    guardrails=guardrails(segment_threshold=segment_threshold, window_min=window_min,
@@ -285,9 +294,8 @@ def budget_verdict(result: RolloutResult, budget: RiskBudget, *, steps: Sequence
                 look_at="RiskBudget.cost and CanaryStrategy(risk_budget=...)")
 
 
-def explore_canary(world: dict[str, Any], *, first_step: float = 15, bake_min: int = 30,
-                   segment_threshold: float = 0.25, window_min: int = 30, seed: int = 0
-                   ) -> tuple[dict[str, Any], list[Any]]:
+def explore_canary(world: dict[str, Any], *, first_step: float, segment_threshold: float, window_min: int,
+                   bake_min: int = BAKE_MIN, seed: int = 0) -> tuple[dict[str, Any], list[Any]]:
     """Run the bad candidate's canary with these settings (in-memory models, no registry writes).
 
     Returns a summary (status, minutes to the abort, candidate requests on the bad segment,

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..rollout import (CanaryStrategy, CorrectiveAction, RiskBudget, RolloutResult, guardrail_covers,
                        plot_guardrails, plot_traffic_split, postmortem_markdown)
-from .ch05 import (BAD_SEGMENT, START, explore_canary, guardrails, make_sim, make_world, release_pair,
+from .ch05 import (BAD_SEGMENT, BAKE_MIN, START, explore_canary, guardrails, make_sim, make_world, release_pair,
                    run_canary)
 from .ch05_ops import feature_drill, feature_store
 
@@ -169,15 +169,18 @@ def replay_aborts(registry: Any, clock: Any, *, steps: Sequence[float], segment_
     return bool(r.status == "aborted" and r.intervals["weight"].max() <= steps[0])
 
 
-def restore_drill(registry: Any, clock: Any, world: dict[str, Any], *, name: str, seed: int) -> list[Any]:
+def restore_drill(registry: Any, clock: Any, world: dict[str, Any], *, name: str, segment_threshold: float,
+                  window_min: int, seed: int) -> list[Any]:
     """Release a candidate with a threshold flag, restore the captured release state, run on, verify.
 
-    The rollback procedure itself, re-run from scratch: returns the ``verify()`` checks taken an
-    hour after ``restore()`` (alias, stable arm, routing, flags against the state before the release).
+    The rollback procedure itself, re-run from scratch under the given segment guardrail: returns
+    the ``verify()`` checks taken an hour after ``restore()`` (alias, stable arm, routing, flags
+    against the state before the release).
     """
     models = release_pair(registry, clock, name, world)[0]
-    sim = make_sim(world, models, strategy=CanaryStrategy(steps=(10, 50, 100), bake_time=30 * _M),
-                   guardrails=guardrails(), candidate_flags={"threshold": 0.3}, seed=seed)
+    sim = make_sim(world, models, strategy=CanaryStrategy(steps=(10, 50, 100), bake_time=BAKE_MIN * _M),
+                   guardrails=guardrails(segment_threshold=segment_threshold, window_min=window_min),
+                   candidate_flags={"threshold": 0.3}, seed=seed)
     known_good = sim.snapshot()
     sim.run(until=START + 3 * _H)
     sim.restore(known_good, actor="release-pipeline", reason="corrective action CA-3: rollback drill")
@@ -212,7 +215,8 @@ def corrective_actions(registry: Any, clock: Any, *, world: dict[str, Any], step
                              window_min=window_min, budget=budget, seed=seed, scale=scale)
 
     def restored() -> list[Any]:
-        return restore_drill(registry, clock, world, name="fraud_ca3", seed=seed)
+        return restore_drill(registry, clock, world, name="fraud_ca3", segment_threshold=segment_threshold,
+                             window_min=window_min, seed=seed)
 
     def rematerialized() -> bool:
         row = rematerialize_drill(feature_ws, world, seed=seed)
@@ -248,7 +252,7 @@ def postmortem(report: Any, actions: Sequence[CorrectiveAction], *, first_step: 
     if coverage is not None:
         row = coverage.set_index("segment").loc[BAD_SEGMENT]
         factors.append(f"Segment coverage is thin: at the coverage table's weight the {BAD_SEGMENT} segment gives "
-                       f"{row['candidate_per_window_at_weight']:g} candidate requests per guardrail window "
+                       f"{row['candidate_per_window_at_weight']:g} candidate requests per coverage window "
                        "(measured), so a small first step can promote before the segment check is conclusive.")
     return postmortem_markdown(
         report, summary=f"A candidate scorer that inverted its scores on the {BAD_SEGMENT} segment was "
@@ -264,8 +268,8 @@ def action_records(actions: Sequence[CorrectiveAction], results: Sequence[Any]) 
     return [{"id": a.id, "spec": a.spec, "owner": a.owner, **r.to_dict()} for a, r in zip(actions, results)]
 
 
-def show_canary(world: dict[str, Any], *, seed: int, first_step: float = 15, bake_min: int = 30,
-                threshold: float = 0.25, window_min: int = 30) -> dict[str, Any]:
+def show_canary(world: dict[str, Any], *, seed: int, first_step: float, threshold: float, window_min: int,
+                bake_min: int = BAKE_MIN) -> dict[str, Any]:
     """Run :func:`~mlops_kit.labs.ch05.explore_canary`, print its summary and display its figures."""
     from IPython.display import display
 
@@ -278,7 +282,7 @@ def show_canary(world: dict[str, Any], *, seed: int, first_step: float = 15, bak
 
 
 def canary_explorer(world: dict[str, Any], *, seed: int, first_step: float, threshold: float, window_min: int,
-                    bake_min: int = 30) -> Any:
+                    bake_min: int = BAKE_MIN) -> Any:
     """Sliders for :func:`show_canary`, starting from the given settings (the learner's), and the
     output panel they redraw (an ipywidgets ``VBox``)."""
     import ipywidgets as widgets

@@ -178,13 +178,6 @@ def test_bad_input_raises():
 # Leaks found in the current notebooks; the chapter owners fix them (or allow-list them
 # with a reason). strict: the mark fails as soon as a chapter is clean, so it is removed then.
 KNOWN_LEAKS = {
-    "02_feature_store.ipynb": "2.3: number '3' in cell 16 (markdown); keyword owner='risk-features' "
-                              "in cell 41 (the v1 view's owner)",
-    "03_feature_ops.ipynb": "3.1: number 0.01 in cell 3 (rec.assumptions max_null_rate); number 30 "
-                            "(min_rows) in cells 3, 61, 62, 63, 66, 69; string 'payments-data' in "
-                            "cell 6 (markdown)",
-    "05_rollout.ipynb": "5.1: collection (15, 25, 50, 100) in cell 5 (the risk-budget table); number "
-                        "0.25 in cells 30 and 33",
 }
 NOTEBOOKS = sorted(p.name for p in default_notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 

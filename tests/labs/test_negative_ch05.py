@@ -26,6 +26,7 @@ from mlops_kit.rollout.simulator import RolloutSimulator
 SEED = 3
 M, H = timedelta(minutes=1), timedelta(hours=1)
 STEPS = (15, 25, 50, 100)
+GUARDS = dict(segment_threshold=0.25, window_min=30)             # exercise 5.1's guardrail settings
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +64,10 @@ def _incident(rec, registry, clock, world, guardrails) -> bool:
 
 def test_no_segment_guardrail_fails_the_check_and_c5_1(tmp_path, world):
     rec, registry, clock, ctx = _run(tmp_path, "control")
-    assert _incident(rec, registry, clock, world, L.guardrails())
+    assert _incident(rec, registry, clock, world, L.guardrails(**GUARDS))
     assert grading.grade_rollback_after_breach(ctx).level == 4
     rec, registry, clock, ctx = _run(tmp_path, "broken")
-    overall_only = [g for g in L.guardrails() if g.metric != "segment_regression"]
+    overall_only = [g for g in L.guardrails(**GUARDS) if g.metric != "segment_regression"]
     assert not _incident(rec, registry, clock, world, overall_only)
     assert grading.grade_rollback_after_breach(ctx).level == 0
 
@@ -75,7 +76,7 @@ def test_no_segment_guardrail_fails_the_check_and_c5_1(tmp_path, world):
 def _threshold_release(rec, registry, clock, world) -> bool:
     models = L.release_pair(registry, clock, "fraud_flags", world)[0]
     sim = L.make_sim(world, models, strategy=CanaryStrategy(steps=(10, 50, 100), bake_time=30 * M),
-                     guardrails=L.guardrails(), candidate_flags={"threshold": 0.3}, seed=SEED)
+                     guardrails=L.guardrails(**GUARDS), candidate_flags={"threshold": 0.3}, seed=SEED)
     known_good = sim.snapshot()
     sim.run(until=L.START + 3 * H)
     sim.partial_rollback(actor="on-call", reason="decline rate doubled")
@@ -122,7 +123,7 @@ def test_a_flag_only_feature_rollback_fails_the_check_and_c5_4(tmp_path, world):
 # -- a canary that ignores its risk budget --------------------------------------------------------
 def _budget(rec, world) -> bool:
     tight = RiskBudget(pct_hours=20)                              # pays for the 15 % and 25 % steps only
-    run = L.run_canary(world, L.memory_models(world), steps=STEPS, budget=tight, bad=False, seed=SEED)
+    run = L.run_canary(world, L.memory_models(world), steps=STEPS, budget=tight, bad=False, seed=SEED, **GUARDS)
     ok = _check(rec, "5.1-budget-enforced", L.budget_verdict(run, tight, steps=STEPS, bake=30 * M))
     if ok:
         rec.complete()
