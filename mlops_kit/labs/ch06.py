@@ -41,6 +41,7 @@ from ..errors import ValidationError
 from ..features import Entity, FeatureStore, FeatureView, Field
 from ..registry import (ColumnSpec, DataSnapshot, FeatureRef, Lineage, ModelMetadata, ModelRegistry,
                         ModelSignature, capture_environment)
+from .ch02_sync import lab_store
 
 __all__ = ["MODEL", "START", "DAY", "TRAIN_START", "TRAIN_END", "EVAL_END", "WINDOWS", "DAILY_FEATURES", "REQUEST_INPUTS",
            "INPUTS", "FILL", "scenario", "make_world", "daily_user_features", "feature_views", "build_features",
@@ -152,9 +153,13 @@ def feature_refs() -> list[str]:
     return [f"user_daily:{f}" for f in DAILY_FEATURES] + ["user_profile:credit_limit"]
 
 
-def build_features(ws: Any, world: Any, *, clock: FixedClock | None = None) -> tuple[FeatureStore, dict[str, Any]]:
-    """Apply the views and ingest the offline rows into ``ws``'s feature store (online stays empty)."""
-    store = FeatureStore(ws, clock=clock or FixedClock(world.scenario.start))
+def build_features(ws: Any, world: Any, *, clock: FixedClock | None = None,
+                   online_store: str = "sqlite") -> tuple[FeatureStore, dict[str, Any]]:
+    """Apply the views and ingest the offline rows into ``ws``'s feature store (online stays empty).
+
+    ``online_store`` is ``"sqlite"`` or a Redis URL, validated as in chapter 2 (``ch02_sync.lab_store``).
+    """
+    store = lab_store(ws, clock=clock or FixedClock(world.scenario.start), online_store=online_store)
     views = feature_views()
     store.apply([views["user_daily"].entities[0], *views.values()])
     daily, profile = daily_user_features(world)

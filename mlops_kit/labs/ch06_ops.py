@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ValidationError
+from ..errors import OnlineStoreUnavailableError, ValidationError
 from ..rollout import (CanaryStrategy, ConceptDrift, CovariateDrift, Guardrail, InMemoryModelProvider,
                        OnlineStoreFeatureSource, OnlineStoreOutage, RegistryModelProvider, RolloutSimulator)
 from .ch06 import DAY, FILL, INPUTS, MODEL, WINDOWS, feature_refs
@@ -49,20 +49,34 @@ class DailyJobSource:
         self.served: list[pd.DataFrame] = []
 
     def run_job(self, run_at: datetime) -> None:
-        """Materialize every view incrementally up to ``run_at`` (what the scheduler does at 00:05)."""
+        """Materialize every view incrementally up to ``run_at`` (what the scheduler does at 00:05).
+
+        A job the online store cannot take (``OnlineStoreUnavailableError``) is recorded as failed
+        and retried at the next read; its watermark did not move, so the retry completes it.
+        """
         self.clock.set(run_at)
-        rep = self.store.materialize_incremental(run_at)
+        try:
+            rep = self.store.materialize_incremental(run_at)
+        except OnlineStoreUnavailableError:
+            self.jobs.append({"run_at": pd.Timestamp(run_at), "rows_written": 0, "data_as_of": None, "succeeded": False})
+            return
         self.jobs.append({"run_at": pd.Timestamp(run_at), "rows_written": int(sum(v.rows_written for v in rep.views.values())),
                           "data_as_of": pd.Timestamp(run_at).floor("D"), "succeeded": True})
 
+    def _last_success(self) -> dict[str, Any] | None:
+        done = [j for j in self.jobs if j["succeeded"]]
+        return done[-1] if done else None
+
     def fetch(self, keys: np.ndarray, at: datetime) -> tuple[pd.DataFrame, np.ndarray]:
-        """Run the due job (if any), then read ``keys`` online as of ``at``."""
+        """Run the due job (if any, or retry a failed one), then read ``keys`` online as of ``at``."""
         due = pd.Timestamp(at).floor("D") + JOB_AT
-        if pd.Timestamp(at) >= due and (not self.jobs or self.jobs[-1]["run_at"] < due):
+        done = self._last_success()
+        if pd.Timestamp(at) >= due and (done is None or done["run_at"] < due):
             self.run_job(due.to_pydatetime())
         frame, missing = self.inner.fetch(keys, at)
         self.served.append(frame)
-        last = self.jobs[-1]["data_as_of"] if self.jobs else None
+        done = self._last_success()
+        last = done["data_as_of"] if done else None
         self.reads.append({"at": pd.Timestamp(at), "keys": int(len(keys)),
                            "feature_age_h": None if last is None else (pd.Timestamp(at) - last).total_seconds() / 3600})
         return frame, missing

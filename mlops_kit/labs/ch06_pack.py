@@ -81,6 +81,10 @@ Every step is a call on the kit; the lab module is `mlops_kit.labs.ch06`. Enviro
   `postmortem_outage.md`).
 - Action: the fallback model serves automatically; never roll back the model for a store failure;
   after recovery the fallback ends by itself after three healthy measurements.
+- Restore: restart the store (same port and settings). A server without persistence comes back
+  empty: re-materialize every view up to its watermark
+  (`store.materialize(start, store.watermark(view), views=[view])`) and compare probe reads with the
+  reads before the outage (CA-O4 of a drill run with `online_store` set to a Redis URL).
 
 ## Runbook: rollback and post-incident review
 - `registry.rollback(name, actor=..., reason=...)` returns `deployed-prod` to the last known-good version.

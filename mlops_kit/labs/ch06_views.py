@@ -236,9 +236,10 @@ def drift_actions(guards: Sequence[Any], registry: Any, result: Any, *, known_go
 
 
 def write_up(rec: Any, name: str, res: Any, fault: Any, title: str, root_cause: str, factors: Sequence[str],
-             actions: Sequence[CorrectiveAction]) -> tuple[Any, list[dict[str, Any]]]:
+             actions: Sequence[CorrectiveAction], *, extra: Mapping[str, Any] | None = None) -> tuple[Any, list[dict[str, Any]]]:
     """Write a drill up: runs every corrective action and saves ``postmortem_<name>.md``,
-    ``drill_<name>_events.csv`` and ``drill_<name>.json`` (incident report, action results, first times).
+    ``drill_<name>_events.csv`` and ``drill_<name>.json`` (incident report, action results, first times,
+    and ``store_outage`` = ``extra`` when given: what a real store outage did).
 
     Returns the incident report and the action results (id, passed, spec).
     """
@@ -249,7 +250,8 @@ def write_up(rec: Any, name: str, res: Any, fault: Any, title: str, root_cause: 
     rec.save_markdown(f"postmortem_{name}", text)
     rec.save_table(f"drill_{name}_events", res.events)
     rec.save_json(f"drill_{name}", {**report.to_dict(), "corrective_actions": results,
-                                    **first_times(res.events, containment=("fallback_on", "abort", "rollback"))})
+                                    **first_times(res.events, containment=("fallback_on", "abort", "rollback")),
+                                    **({"store_outage": dict(extra)} if extra else {})})
     return report, results
 
 

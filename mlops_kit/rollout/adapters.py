@@ -2,7 +2,10 @@
 
 ``OnlineStoreFeatureSource`` reads online features with
 ``FeatureStore.get_online_features(features=..., entity_rows=..., at=...)`` (TTL enforced
-at ``at``; unknown keys and expired values come back null and count as missing).
+at ``at``; unknown keys and expired values come back null and count as missing). A read
+the store cannot serve (``OnlineStoreUnavailableError``: the server is down) comes back as
+all-missing for that batch, so the serving path degrades (fallback guardrail, fill values)
+instead of crashing; every such batch is kept in ``unavailable``.
 ``RegistryModelProvider`` resolves versions by alias and moves ``deployed-prod`` only
 through ``ModelRegistry.deploy`` and ``ModelRegistry.rollback``, so every release and
 rollback the simulator performs is audited in the registry's hash chain.
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import RolloutError, ValidationError
+from ..errors import OnlineStoreUnavailableError, RolloutError, ValidationError
 
 __all__ = ["OnlineStoreFeatureSource", "RegistryModelProvider"]
 
@@ -55,13 +58,23 @@ class OnlineStoreFeatureSource:
             raise ValidationError(f"OnlineStoreFeatureSource: feature names clash: {list(self.columns)}.",
                                   fix="Read each feature name from one view only.")
         self.principal, self.purpose = principal, purpose
+        #: one entry per batch the store could not serve: ``{"at", "keys", "error"}``
+        self.unavailable: list[dict[str, Any]] = []
 
     def fetch(self, keys: np.ndarray, at: datetime | None) -> tuple[pd.DataFrame, np.ndarray]:
-        """Read ``keys`` as of ``at``; returns (features aligned with keys, missing mask)."""
+        """Read ``keys`` as of ``at``; returns (features aligned with keys, missing mask).
+
+        An unavailable store gives an all-missing batch (recorded in ``unavailable``), never an error.
+        """
         uniq, inverse = np.unique(np.asarray(keys), return_inverse=True)
         rows = [{self.key_column: k} for k in uniq.tolist()]
-        out = self.store.get_online_features(features=self.features, entity_rows=rows, at=at,
-                                             principal=self.principal, purpose=self.purpose)
+        try:
+            out = self.store.get_online_features(features=self.features, entity_rows=rows, at=at,
+                                                 principal=self.principal, purpose=self.purpose)
+        except OnlineStoreUnavailableError as exc:
+            self.unavailable.append({"at": at, "keys": int(len(keys)), "error": exc.message})
+            values = np.full((len(keys), len(self.columns)), np.nan)
+            return pd.DataFrame(values, columns=list(self.columns)), np.ones(values.shape, dtype=bool)
         frame = pd.DataFrame({c: pd.to_numeric(pd.Series(out[c], dtype=object), errors="coerce")
                               for c in self.columns})
         values = frame.to_numpy(dtype=float, na_value=np.nan)[inverse.reshape(-1)]

@@ -87,3 +87,9 @@ def test_cli_flags_reach_the_right_chapters_and_fail_fast(tmp_path, capsys):
     assert "No selected chapter takes 'offline_engine'" in err[0] and "redis" in err[1]
     assert not (tmp_path / "p").exists()
 
+
+
+def test_the_course_chapters_declare_their_engines():
+    selected = find_chapters(default_notebooks_dir(), None)
+    plans = engine_plans(selected, {"online_store": "sqlite"})
+    assert [n for n, chosen in plans.items() if chosen] == [2, 6]
