@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .._time import UTC
@@ -15,10 +15,24 @@ from .validation import FeatureRef
 __all__ = ["OnlinePlan", "plan_online", "read_online", "keys_of", "us_to_datetime"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PLAIN_KEYS = {int, str}  # join-key value types taken as they are (type(): a bool is not an int)
+_DICT = {dict}
 
 
 def us_to_datetime(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True)
+class _ViewRead:
+    """What ``read_online`` needs per view, worked out once per plan (not per call)."""
+
+    view: FeatureView
+    features: tuple[str, ...]
+    join_keys: tuple[str, ...]
+    ttl_us: int | None  # None: no TTL bound
+    outputs: tuple[tuple[str, str, str], ...]  # (feature, output name, dtype)
+    ts_name: str
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,17 @@ class OnlinePlan:
     views: tuple[tuple[FeatureView, tuple[str, ...], tuple[str, ...]], ...]
     join_keys: tuple[str, ...]
     timestamp_names: tuple[str, ...]
+    reads: tuple[_ViewRead, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        reads = []
+        for (view, features, names), ts_name in zip(self.views, self.timestamp_names):
+            dtypes = {f.name: f.dtype for f in view.features}
+            ttl_us = view.ttl // timedelta.resolution if view.ttl_active else None  # type: ignore[operator]
+            reads.append(_ViewRead(view=view, features=features, join_keys=view.join_keys, ttl_us=ttl_us,
+                                   outputs=tuple((f, n, dtypes[f]) for f, n in zip(features, names)),
+                                   ts_name=ts_name))
+        object.__setattr__(self, "reads", tuple(reads))
 
 
 def plan_online(refs: Sequence[FeatureRef], full_feature_names: bool) -> OnlinePlan:
@@ -55,7 +80,11 @@ def keys_of(entity_rows: object, keys: tuple[str, ...]) -> dict[str, list[object
     if isinstance(entity_rows, dict) or not isinstance(entity_rows, (list, tuple)):
         raise ValidationError(f"entity_rows must be a list of dicts, got {type(entity_rows).__name__}.",
                               fix="Pass e.g. entity_rows=[{'user_id': 7}].")
-    columns: dict[str, list[object]] = {k: [] for k in keys}
+    if set(map(type, entity_rows)) <= _DICT:  # plain dicts: one pass per key column
+        columns = {k: [row.get(k) for row in entity_rows] for k in keys}
+        if all(set(map(type, col)) <= _PLAIN_KEYS for col in columns.values()):
+            return columns
+    columns = {k: [] for k in keys}
     for i, row in enumerate(entity_rows):
         if not isinstance(row, dict):
             raise ValidationError(f"entity_rows[{i}] must be a dict, got {row!r}.",
@@ -86,25 +115,24 @@ def read_online(online: OnlineStore, plan: OnlinePlan, key_columns: dict[str, li
                 at_us: int, include_timestamps: bool) -> dict[str, list]:
     """Read the plan's features for the keys (from ``keys_of``) as of ``at_us`` (TTL on read)."""
     out: dict[str, list] = key_columns
-    for (view, features, names), ts_name in zip(plan.views, plan.timestamp_names):
-        key_cols = [out[k] for k in view.join_keys]
-        keys = list(zip(*key_cols)) if len(key_cols) > 1 else [(v,) for v in key_cols[0]]
-        ts, values = online.read_rows(view, features, keys)
-        if view.ttl_active:
-            cutoff = at_us - view.ttl // timedelta.resolution  # type: ignore[operator]
-            expired = [i for i, t in enumerate(ts) if t is not None and t < cutoff]
-            for i in expired:
-                ts[i] = None
-                for col in values.values():
-                    col[i] = None
-        dtypes = {f.name: f.dtype for f in view.features}
-        for feature, name in zip(features, names):
+    for read in plan.reads:
+        key_cols = [out[k] for k in read.join_keys]
+        keys = list(zip(*key_cols))
+        ts, values = online.read_rows(read.view, read.features, keys)
+        if read.ttl_us is not None:
+            cutoff = at_us - read.ttl_us
+            for i, t in enumerate(ts):
+                if t is not None and t < cutoff:
+                    ts[i] = None
+                    for col in values.values():
+                        col[i] = None
+        for feature, name, dtype in read.outputs:
             col = values[feature]
-            if dtypes[feature] == "bool":
+            if dtype == "bool":
                 col = [None if v is None else bool(v) for v in col]
-            elif dtypes[feature] == "timestamp":
+            elif dtype == "timestamp":
                 col = [us_to_datetime(v) for v in col]
             out[name] = col
         if include_timestamps:
-            out[ts_name] = [us_to_datetime(t) for t in ts]
+            out[read.ts_name] = [us_to_datetime(t) for t in ts]
     return out

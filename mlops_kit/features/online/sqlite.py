@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 
 from ..._sqlite import enable_wal
@@ -23,6 +25,7 @@ __all__ = ["SqliteOnlineStore", "table_name"]
 _SQLITE_TYPES = {"int64": "INTEGER", "float64": "REAL", "string": "TEXT", "bool": "INTEGER",
                  "timestamp": "INTEGER"}
 _BATCH = 500
+_first = itemgetter(0)
 
 
 def _q(name: str) -> str:
@@ -40,7 +43,7 @@ class SqliteOnlineStore(OnlineStore):
         self.path = Path(path)
         self._con: sqlite3.Connection | None = None
         self._tables: set[str] = set()
-        self._read_sql: dict[tuple, str] = {}
+        self._readers: dict[tuple, _Reader] = {}
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -108,49 +111,77 @@ class SqliteOnlineStore(OnlineStore):
         con.execute("COMMIT")
         return con.total_changes - before
 
-    def _sql(self, view: FeatureView, features: tuple[str, ...], n: int) -> str:
-        cache_key = (view.name, view.version, features, n)
-        sql = self._read_sql.get(cache_key)
-        if sql is None:
-            keys = view.join_keys
-            cols = ", ".join([*map(_q, keys), "__event_ts", *map(_q, features)])
-            if len(keys) == 1:
-                where = f"{_q(keys[0])} IN ({', '.join('?' * n)})" if n > 1 else f"{_q(keys[0])} = ?"
-            else:
-                one = "(" + ", ".join("?" * len(keys)) + ")"
-                where = f"({', '.join(map(_q, keys))}) IN (VALUES {', '.join([one] * n)})"
-            sql = f"SELECT {cols} FROM {_q(table_name(view))} WHERE {where}"
-            self._read_sql[cache_key] = sql
-        return sql
+    def _reader(self, view: FeatureView, features: tuple[str, ...]) -> _Reader | None:
+        """The cached read statements of ``(view, features)``; None while the table is missing."""
+        cache_key = (view.name, view.version, features)
+        reader = self._readers.get(cache_key)
+        if reader is None:
+            if not self._exists(view):
+                return None  # not cached: a later materialization may create the table
+            reader = self._readers[cache_key] = _Reader(view, features)
+        return reader
 
     def read_rows(self, view: FeatureView, features: Sequence[str], keys: Sequence[tuple]) -> OnlineRows:
-        features = tuple(features)
-        nkeys = len(view.join_keys)
-        found: dict[tuple, tuple] = {}
-        if self._exists(view):
+        features = features if type(features) is tuple else tuple(features)
+        reader = self._reader(view, features)
+        if reader is None or not keys:
+            return [None] * len(keys), {f: [None] * len(keys) for f in features}
+        con = self.connection
+        nkeys = reader.nkeys
+        if len(keys) == 1:  # the common serving call: one prepared point lookup
+            key = keys[0]
+            row = con.execute(reader.one, key).fetchone()
+            if row is None or row[:nkeys] != tuple(key):  # the str '7' never matches the int key 7
+                return [None], {f: [None] for f in features}
+            return [row[nkeys]], {f: [v] for f, v in zip(features, row[nkeys + 1:])}
+        missing = reader.missing
+        if nkeys == 1:  # duplicates may repeat in an IN list: SQLite returns each row once
+            flat = [k[0] for k in keys]
+            found = {}
+            for start in range(0, len(flat), _BATCH):
+                chunk = flat[start:start + _BATCH]
+                rows = con.execute(reader.many(len(chunk)), chunk).fetchall()
+                found.update(zip(map(_first, rows), rows))
+            got = list(map(found.get, flat, repeat(missing, len(flat))))
+        else:
             unique = list(dict.fromkeys(keys))
-            con = self.connection
+            found = {}
             for start in range(0, len(unique), _BATCH):
                 chunk = unique[start:start + _BATCH]
-                params = [v for key in chunk for v in key] if nkeys > 1 else [k[0] for k in chunk]
-                for row in con.execute(self._sql(view, features, len(chunk)), params):
-                    found[row[:nkeys]] = row[nkeys:]
-        ts: list[int | None] = []
-        values: dict[str, list[object]] = {f: [] for f in features}
-        columns = [values[f] for f in features]
-        for key in keys:
-            row = found.get(key)
-            if row is None:
-                ts.append(None)
-                for col in columns:
-                    col.append(None)
-            else:
-                ts.append(row[0])
-                for col, value in zip(columns, row[1:]):
-                    col.append(value)
-        return ts, values
+                params = [v for key in chunk for v in key]
+                found.update({row[:nkeys]: row for row in con.execute(reader.many(len(chunk)), params)})
+            got = [found.get(k, missing) for k in keys]
+        columns = list(zip(*got))
+        return list(columns[nkeys]), {f: list(col) for f, col in zip(features, columns[nkeys + 1:])}
 
     def count(self, view: FeatureView) -> int:
         if not self._exists(view):
             return 0
         return self.connection.execute(f"SELECT COUNT(*) FROM {_q(table_name(view))}").fetchone()[0]
+
+
+class _Reader:
+    """Read statements of one ``(view, features)`` pair: the point lookup and ``IN`` lists by size."""
+
+    __slots__ = ("nkeys", "one", "missing", "_keys", "_head", "_many")
+
+    def __init__(self, view: FeatureView, features: tuple[str, ...]) -> None:
+        keys = view.join_keys
+        self.nkeys = len(keys)
+        self._keys = keys
+        cols = ", ".join([*map(_q, keys), "__event_ts", *map(_q, features)])
+        self._head = f"SELECT {cols} FROM {_q(table_name(view))} WHERE "
+        self.one = self._head + " AND ".join(f"{_q(k)} = ?" for k in keys)
+        self.missing = (None,) * (len(keys) + 1 + len(features))  # the row of an unknown key
+        self._many: dict[int, str] = {}
+
+    def many(self, n: int) -> str:
+        sql = self._many.get(n)
+        if sql is None:
+            if self.nkeys == 1:
+                where = f"{_q(self._keys[0])} IN ({', '.join('?' * n)})"
+            else:
+                one = "(" + ", ".join("?" * self.nkeys) + ")"
+                where = f"({', '.join(map(_q, self._keys))}) IN (VALUES {', '.join([one] * n)})"
+            sql = self._many[n] = self._head + where
+        return sql
