@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from .errors import MlopsKitError, ValidationError
@@ -94,6 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="learners: grade your own pack and say which criteria are short and "
                        "which section fixes each (no answer keys; score.json is not written)")
 
+    gc = sub.add_parser("grade-class", help="instructors: grade every learner's pack into a gradebook",
+                        description="Grade a folder of submissions (one pack per learner: a folder, "
+                        ".zip or .tar.gz named by learner id; optional roster.csv of id,name,section) "
+                        "into GRADEBOOK: gradebook.csv, flags.json, index.html and <id>/SCORE.md. "
+                        "The exit status is the number of packs that could not be graded (0: all).")
+    gc.add_argument("submissions", help="folder of submissions")
+    gc.add_argument("--out", required=True, help="gradebook folder")
+    gc.add_argument("--roster", help="roster CSV (default: SUBMISSIONS/roster.csv if present)")
+    gc.add_argument("--rubric", help="rubric file (default: the checkout's rubric.md)")
+    gc.add_argument("--jobs", type=int, default=None, metavar="N", help="packs graded at once (default: cores)")
+    gc.add_argument("--deadline", type=_deadline, metavar="ISO", help="flag packs built after this time "
+                    "(e.g. 2026-12-18T23:59:00+00:00); reported, never used to change a score")
+    gc.add_argument("--resume", action="store_true",
+                    help="skip learners already graded with the same rubric and the same pack bytes")
+    gc.add_argument("--format", dest="fmt", choices=("plain", "canvas"), default="plain",
+                    help="canvas: also write canvas.csv for Canvas's gradebook import")
+    gc.add_argument("--assignment", default="MLOps practicum",
+                    help="the assignment column's name in canvas.csv")
+
     prog = sub.add_parser("progress", help="learners: per chapter, what is done and what is next",
                           description="Read an evidence folder: per chapter whether it ran, checks "
                           "passed / total, each exercise done / not done / failing, the quiz score "
@@ -157,6 +177,37 @@ def _build(args: argparse.Namespace) -> int:
     if result.report is not None and not result.report.integrity_ok:
         return 1
     return 0
+
+
+def _deadline(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add e.g. +00:00)")
+    return value
+
+
+def _grade_class(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .evidence import grade_class
+
+    with tqdm(total=0, unit="pack", file=sys.stderr, disable=None) as bar:
+        def progress(done: int, total: int, learner: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(learner)
+            bar.update(done - bar.n)
+
+        result = grade_class(args.submissions, args.out, rubric=args.rubric, jobs=args.jobs, roster=args.roster,
+                             deadline=args.deadline, resume=args.resume, fmt=args.fmt,
+                             assignment=args.assignment, progress=progress)
+    graded = sum(1 for r in result.rows if r["status"] == "graded")
+    flagged = {k: len(v) for k, v in result.flags.items() if v}
+    print(f"{graded} graded ({result.resumed} unchanged since the last run), {result.ungraded} could not be "
+          f"graded; flags: {flagged or 'none'}. Gradebook: {result.out / 'index.html'}")
+    return min(result.ungraded, 125)
 
 
 def _grade(args: argparse.Namespace) -> int:
@@ -225,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mlops-kit`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     handlers = {"evidence": _build, "grade": _grade, "release": _release,
-                "check-notebooks": _check, "doctor": _doctor, "progress": _progress}
+                "check-notebooks": _check, "doctor": _doctor, "progress": _progress,
+                "grade-class": _grade_class}
     try:
         return handlers[args.command](args)
     except MlopsKitError as exc:

@@ -47,6 +47,7 @@ pack (see ``layout`` for the folder layout), writes ``manifest.json`` and grades
 """
 
 from .grading import Grade, GradeReport, GradingContext, criterion, grade_pack
+from .gradebook import ClassResult, grade_class
 from .hygiene import NotebookProblem, check_notebook, check_notebooks, fix_notebook
 from .html import external_references, notebook_to_html, render_html
 from .layout import AUDIT_EXPORT, chapter_dirname
@@ -62,7 +63,7 @@ from .runner import BuildResult, build_evidence, check_parameters, find_chapters
 from .widgets import explore
 
 __all__ = [
-    "AUDIT_EXPORT", "BuildResult", "ChapterProgress", "Criterion", "Exercise", "Grade",
+    "AUDIT_EXPORT", "BuildResult", "ChapterProgress", "ClassResult", "grade_class", "Criterion", "Exercise", "Grade",
     "GradeReport", "Leak", "LeakReport", "answer_literals", "check_release_leaks", "find_leaks",
     "pack_progress", "progress_text", "progress_widget", "self_grade",
     "GradingContext", "IntegrityProblem", "NotebookProblem", "Question", "QuizBank",
