@@ -16,7 +16,8 @@ winner, cheaper join). The TTL is a check on the winner's timestamp (the winner
 is the latest row, so if it is too old every candidate is). With the created filter, rows
 whose ASOF winner was created after ``T`` (late rows: usually few) are re-resolved by an
 equi-join on the key restricted to ``created_ts <= T`` and ``arg_max`` of the order key.
-Output rows are put back in input order by their row id (an O(n) inverse permutation).
+Output rows are put back in input order by their row id (an O(n) inverse permutation), so the
+query runs with ``preserve_insertion_order`` off (restored afterwards): about 5% faster.
 """
 
 from __future__ import annotations
@@ -164,10 +165,15 @@ def run_pit_join(con: duckdb.DuckDBPyConnection, entity: pa.Table,
                  requests: Sequence[ViewRequest], filter_created: bool) -> PitResult:
     """Run the join; returns the output feature columns (in input order) and late counts."""
     sql = build_sql(requests, filter_created)
+    # the output order is discarded below (rows are put back by row id), so DuckDB need not
+    # keep insertion order through the scan and the join; the caller's setting is restored
+    keep_order = con.sql("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
     con.register("__entity", entity)
     try:
+        con.execute("SET preserve_insertion_order = false")
         table = con.sql(sql).to_arrow_table()
     finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
         con.unregister("__entity")
     late_by_view: dict[str, int] = {}
     late_any = None

@@ -188,3 +188,15 @@ def test_files_outside_the_entity_window_are_pruned_without_changing_answers(sto
     assert [p.parent.name for p in store._files_for(fv, t, t)] == ["date=2024-01-06"]
     out = _get(store, entities([(1, at(24 * 5 + 1)), (1, at(24 * 5 + 3))]))
     assert out["amount"].iloc[0] == 5.0 and pd.isna(out["amount"].iloc[1])
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_duckdb_join_restores_the_connections_insertion_order_setting(workspace, before):
+    store = FeatureStore(workspace)
+    store.apply([view(ttl=timedelta(hours=2))])
+    store.ingest("user_stats", rows([(1, at(0), at(0), 10.0, 1), (2, at(0), at(0), 20.0, 1)]))
+    store.duckdb.execute(f"SET preserve_insertion_order = {str(before).lower()}")
+    out = _get(store, entities([(2, at(1)), (1, at(1)), (2, at(1))]))
+    assert out["amount"].tolist() == [20.0, 10.0, 20.0]          # input order, whatever the setting
+    setting = store.duckdb.sql("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    assert setting is before
