@@ -205,11 +205,13 @@ class OnlineStoreUnavailableError(MlopsKitError):
 
 
 class OfflineEngineError(MlopsKitError):
-    """The configured offline engine cannot run: pyspark or Java missing, Java too old, or the
-    Spark master unreachable. Nothing was read or written.
+    """The configured offline engine cannot run: pyspark or Java missing, Java too old, the
+    Spark master unreachable, an offline file it cannot read, or a failed job. Nothing was
+    written online.
 
     ``details['reason']`` is one of ``"pyspark-missing"``, ``"java-missing"``,
-    ``"java-too-old"``, ``"master-unreachable"``, ``"session-conflict"``.
+    ``"java-too-old"``, ``"master-unreachable"``, ``"session-conflict"``, ``"path-unreadable"``
+    and ``"job-failed"`` (both with ``details['path']``: the file concerned, or None).
     """
 
 

@@ -48,6 +48,10 @@ Point-in-time semantics are written out in ``mlops_kit.features.pit``. The join 
 unless ``offline_engine`` (``feature_store.toml`` or ``FeatureStore(root, offline_engine=...)``)
 is ``"spark"``, ``"spark://host:port"`` or a ``SparkSession``: the same semantics and result
 types on Spark (``mlops_kit.features.spark_engine``; ``pip install -e ".[spark]"``, Java 17+).
+``store.historical_retrieval(...)`` returns a ``RetrievalJob`` (``.to_df()``, ``.to_parquet(path)``,
+``.to_spark()``; ``mlops_kit.features.retrieval``); on Spark ``entity_df`` may be a Spark
+DataFrame, and ``materialize`` / ``materialize_incremental`` run there too
+(``mlops_kit.features.spark_materialize``).
 """
 
 from .backfill_records import BackfillRecord, BackfillThresholds, PartitionRun, ValidationCheck, ValidationReport
@@ -58,6 +62,7 @@ from .offline import IngestResult
 from .config import StoreConfig, load_store_config
 from .online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
 from .parity import ParityReport, parity_report
+from .retrieval import RetrievalJob
 from .store import FeatureStore
 
 __all__ = [
@@ -74,6 +79,7 @@ __all__ = [
     "Field",
     "FeatureView",
     "FeatureStore",
+    "RetrievalJob",
     "IngestResult",
     "MaterializationReport",
     "ViewMaterialization",

@@ -6,7 +6,11 @@ offline_engine=...)`` with either string or a ``pyspark.sql.SparkSession`` objec
 ``pip install -e ".[spark]"``; Spark needs Java 17 or newer (``apt-get install
 openjdk-17-jre-headless``). The join reads the store's committed Parquet files (already pruned
 to the entity time range), so every executor must see the workspace path (one machine, or a
-shared file system).
+shared file system). A session the kit starts runs its Python tasks with this interpreter
+(``PYSPARK_PYTHON`` defaults to ``sys.executable``), so executors need the same environment.
+Retrieval objects, Spark entity frames and materialization build on this module:
+``retrieval``, ``spark_retrieval``, ``spark_materialize``; failures are translated in
+``spark_faults``.
 
 Semantics are exactly those of ``mlops_kit.features.pit``; how they are computed here: per view,
 entity rows and feature rows of a key are put in one window ordered by ``(ts, side, created,
@@ -21,10 +25,12 @@ The result comes back through Arrow and is cast to the exact column types of the
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,9 +44,11 @@ import pyarrow.parquet as pq
 from ..errors import OfflineEngineError
 from .config import SPARK_LOCAL_MASTER, EngineConfig
 from .pit import SEQ_COLUMN, PitResult, ViewRequest
+from .spark_faults import check_readable, spark_failures
 
 __all__ = ["SPARK_CONF", "spark_session", "java_major_version", "check_java", "run_spark_pit_join",
-           "stop_spark_sessions"]
+           "stop_spark_sessions", "spark_feature_frame", "feature_columns", "late_counts", "result_tz",
+           "spark_type"]
 
 SPARK_CONF = {
     "spark.ui.enabled": "false",
@@ -77,8 +85,6 @@ def java_major_version(text: str) -> int | None:
 
 
 def _java_binary() -> str | None:
-    import os
-
     home = os.environ.get("JAVA_HOME")
     if home and os.access(Path(home) / "bin" / "java", os.X_OK):
         return str(Path(home) / "bin" / "java")
@@ -154,6 +160,8 @@ def spark_session(engine: EngineConfig | str | Any = "spark") -> Any:
     builder = sql.SparkSession.builder.master(master).appName("mlops-kit-offline")
     for key, value in SPARK_CONF.items():
         builder = builder.config(key, value)
+    # Python tasks (RetrievalJob.to_parquet) run this interpreter (its pyarrow) unless told otherwise
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     _SESSIONS[master] = session
@@ -261,41 +269,75 @@ def _empty_result(requests: Sequence[ViewRequest], tz: str) -> PitResult:
                      late_by_view={r.view.name: 0 for r in requests})
 
 
+def result_tz(store: Any) -> str:
+    """The zone name DuckDB's Arrow output carries for TIMESTAMPTZ (so both engines give one dtype)."""
+    return store.duckdb.sql("SELECT NULL::TIMESTAMPTZ AS t").to_arrow_table().schema.field("t").type.tz
+
+
+def feature_columns(requests: Sequence[ViewRequest], tz: str) -> list[tuple[str, str, pa.DataType]]:
+    """``(column of spark_feature_frame, output name, Arrow type)`` of every requested feature."""
+    out = []
+    for i, r in enumerate(requests):
+        dtypes = {f.name: f.dtype for f in r.view.schema}
+        out += [(f"__v{i}_{j}", name, _arrow_type(dtypes[feat], tz))
+                for j, (feat, name) in enumerate(zip(r.features, r.out_names))]
+    return out
+
+
+def spark_feature_frame(spark: Any, join_side: Any, requests: Sequence[ViewRequest],
+                        filter_created: bool) -> Any:
+    """The lazy join: ``__row_id``, ``__v{i}_{j}`` and ``__late{i}`` per row of ``join_side``.
+
+    ``join_side`` holds the join keys (in the offline key types), ``event_timestamp`` (a Spark
+    timestamp) and a unique bigint ``__row_id``.
+    """
+    result = join_side.select("__row_id")
+    for i, req in enumerate(requests):
+        part = _view_columns(join_side, _source(spark, req), i, req, filter_created)
+        result = result.join(part, "__row_id", "left")
+    return result
+
+
+def spark_type(dtype: str) -> str:
+    """The Spark SQL type of a kit dtype (``"int64"`` is ``bigint``)."""
+    return _SPARK_TYPES[dtype]
+
+
 def run_spark_pit_join(store: Any, entity: pa.Table, requests: Sequence[ViewRequest],
                        filter_created: bool) -> PitResult:
     """``run_pit_join`` on the store's Spark engine: same rows, values, types and late counts."""
-    # the zone name DuckDB's Arrow output carries for TIMESTAMPTZ (so both engines give one dtype)
-    tz = store.duckdb.sql("SELECT NULL::TIMESTAMPTZ AS t").to_arrow_table().schema.field("t").type.tz
+    tz = result_tz(store)
     if entity.num_rows == 0:
         return _empty_result(requests, tz)
+    files = [f for r in requests for f in r.files]
+    check_readable(files, "get_historical_features")
     spark = spark_session(store.config.offline)
     folder = Path(tempfile.mkdtemp(prefix="spark-entity-", dir=store.workspace.tmp_dir))
     try:
         ts = entity.column("event_timestamp").cast(pa.timestamp("us", tz="UTC"))
         pq.write_table(entity.set_column(entity.schema.get_field_index("event_timestamp"),
                                          "event_timestamp", ts), folder / "entity.parquet")
-        frame = spark.read.parquet(str(folder / "entity.parquet"))
-        result = frame.select("__row_id")
-        for i, req in enumerate(requests):
-            part = _view_columns(frame, _source(spark, req), i, req, filter_created)
-            result = result.join(part, "__row_id", "left")
-        table = result.toArrow()
+        with spark_failures("get_historical_features", files):
+            frame = spark.read.parquet(str(folder / "entity.parquet"))
+            table = spark_feature_frame(spark, frame, requests, filter_created).toArrow()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    late_by_view: dict[str, int] = {}
-    late_any = None
-    columns, names = [], []
-    for i, r in enumerate(requests):
-        col = pc.fill_null(table.column(f"__late{i}"), False)
-        late_by_view[r.view.name] = int(pc.sum(col).as_py() or 0)
-        late_any = col if late_any is None else pc.or_(late_any, col)
-        dtypes = {f.name: f.dtype for f in r.view.schema}
-        for j, (feat, name) in enumerate(zip(r.features, r.out_names)):
-            columns.append(table.column(f"__v{i}_{j}").cast(_arrow_type(dtypes[feat], tz)))
-            names.append(name)
-    late_rows = int(pc.sum(late_any).as_py() or 0) if late_any is not None else 0
+    late_by_view, late_rows = late_counts(table, requests)
+    columns = [table.column(src).cast(typ) for src, _, typ in feature_columns(requests, tz)]
+    names = [name for _, name, _ in feature_columns(requests, tz)]
     row_id = table.column("__row_id").to_numpy()
     position = np.empty(len(row_id), dtype=np.int64)
     position[row_id] = np.arange(len(row_id), dtype=np.int64)
     out = pa.table(columns, names=names).take(pa.array(position))
     return PitResult(table=out, late_rows=late_rows, late_by_view=late_by_view)
+
+
+def late_counts(table: pa.Table, requests: Sequence[ViewRequest]) -> tuple[dict[str, int], int]:
+    """Per-view late counts and the number of rows late in any view, from the ``__late{i}`` columns."""
+    late_by_view: dict[str, int] = {}
+    late_any = None
+    for i, r in enumerate(requests):
+        col = pc.fill_null(table.column(f"__late{i}"), False)
+        late_by_view[r.view.name] = int(pc.sum(col).as_py() or 0)
+        late_any = col if late_any is None else pc.or_(late_any, col)
+    return late_by_view, int(pc.sum(late_any).as_py() or 0) if late_any is not None else 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import warnings
+import shutil
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,13 +11,10 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from .._sqlite import translate_busy
 from .._time import Clock, ensure_utc, system_clock
-from ..errors import (DefinitionConflictError, DefinitionError, LateDataWarning, NotFoundError,
-                      ValidationError)
+from ..errors import DefinitionConflictError, DefinitionError, NotFoundError, ValidationError
 from ..workspace import Workspace
 from .backfill import BackfillOps
 from .definitions import Entity, FeatureView
@@ -26,13 +23,13 @@ from .metadata import MetadataDB
 from .offline import IngestResult, write_ingest
 from .config import StoreConfig, load_store_config, namespace_for
 from .online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
-from .pit import SEQ_COLUMN, ViewRequest, files_sql, q, run_pit_join, ts_sql
+from .pit import SEQ_COLUMN, files_sql, q, ts_sql
+from .retrieval import PANDAS_TYPES, RetrievalJob, plan_retrieval
 from .serving import OnlinePlan, keys_of, plan_online, read_online, us_to_datetime
-from .validation import parse_refs, prepare_entity_df, to_arrow_rows
+from .spark_materialize import materialize_view_spark
+from .validation import parse_refs, to_arrow_rows
 
 __all__ = ["FeatureStore"]
-
-_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 def _us(value: object, name: str) -> int:
@@ -81,6 +78,7 @@ class FeatureStore(BackfillOps):
         self._views: dict[tuple[str, int], FeatureView] = {}
         self._plans: dict[tuple, OnlinePlan] = {}
         self._live_generation = -1
+        self._staged_dirs: list[Path] = []  # Spark retrieval staging (see retrieval.RetrievalJob)
         self._reload()
 
     def __repr__(self) -> str:
@@ -105,6 +103,9 @@ class FeatureStore(BackfillOps):
         if self._duck is not None:
             self._duck.close()
             self._duck = None
+        for folder in self._staged_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._staged_dirs.clear()
         self.online.close()
         self.meta.close()
 
@@ -263,62 +264,37 @@ class FeatureStore(BackfillOps):
         sql = (f"SELECT {', '.join(map(q, cols))} FROM read_parquet({files_sql(files)}) "
                f"{'WHERE ' + ' AND '.join(where) if where else ''} "
                f"ORDER BY {q(fv.timestamp_field)}, {SEQ_COLUMN}")
-        return self.duckdb.sql(sql).to_arrow_table().to_pandas(types_mapper=_PANDAS_TYPES.get)
+        return self.duckdb.sql(sql).to_arrow_table().to_pandas(types_mapper=PANDAS_TYPES.get)
 
     # -- point-in-time join ---------------------------------------------------------------------
-    def get_historical_features(self, entity_df: pd.DataFrame, features: Sequence[str],
+    def get_historical_features(self, entity_df: Any, features: Sequence[str],
                                 full_feature_names: bool = False,
                                 filter_by_created_timestamp: bool = False, *,
                                 principal: str | None = None, purpose: str | None = None) -> pd.DataFrame:
         """Point-in-time correct feature values for every row of ``entity_df``, in its order.
 
         See ``mlops_kit.features.pit`` for the exact semantics. ``entity_df`` holds the
-        join keys and a tz-aware ``event_timestamp``; the result keeps every input column
-        and row (duplicates too) in input order, with a fresh RangeIndex. Feature columns
-        are named ``feature`` (or ``view__feature`` with ``full_feature_names=True``); int64
-        and bool features come back as nullable ``Int64``/``boolean``. With
-        ``filter_by_created_timestamp`` only rows created at or before the entity timestamp
-        count (views without a created column are not filtered); without it a
-        ``LateDataWarning`` says how many entity rows used rows created after their time.
+        join keys and a tz-aware ``event_timestamp`` (a pandas DataFrame, or on the Spark
+        engine a Spark DataFrame: see ``mlops_kit.features.spark_retrieval``); the result keeps
+        every input column and row (duplicates too) in input order, with a fresh RangeIndex.
+        Feature columns are named ``feature`` (or ``view__feature`` with
+        ``full_feature_names=True``); int64 and bool features come back as nullable
+        ``Int64``/``boolean``. With ``filter_by_created_timestamp`` only rows created at or
+        before the entity timestamp count (views without a created column are not filtered);
+        without it a ``LateDataWarning`` says how many entity rows used rows created after
+        their time. ``historical_retrieval`` plans the same request for Parquet or Spark output.
         """
-        refs = parse_refs(features, self.get_feature_view)
-        plan = plan_online(refs, full_feature_names)
-        names = [n for _, _, out in plan.views for n in out]
-        if isinstance(entity_df, pd.DataFrame):
-            taken = sorted(set(names) & set(map(str, entity_df.columns)))
-            if taken:
-                raise ValidationError(f"get_historical_features: entity_df already has columns {taken}.",
-                                      fix="Rename them, or pass full_feature_names=True.", clash=taken)
-        key_types: dict[str, str] = {}
-        for view, _, _ in plan.views:
-            key_types.update(self._key_dtypes(view))
-        entity = prepare_entity_df(entity_df, plan.join_keys, key_types.get)
-        requests = []
-        bounds = pc.min_max(pc.cast(entity.column("event_timestamp"), pa.int64())).as_py()
-        for view, feats, out in plan.views:
-            types = {k: key_types.get(k) or str(_key_kind(entity.schema.field(k).type))
-                     for k in view.join_keys}
-            requests.append(ViewRequest(view=view, features=feats, out_names=out,
-                                        files=self._files_for(view, bounds["min"], bounds["max"]),
-                                        key_types=types,
-                                        has_ties=self.meta.has_ties(view.name, view.version)))
-        self.governance.check_read([v for v, _, _ in plan.views], principal=principal,
-                                   purpose=purpose, channel="offline")
-        if self.config.offline.kind == "spark":  # same semantics and result types (spark_engine)
-            from .spark_engine import run_spark_pit_join
-            result = run_spark_pit_join(self, entity, requests, filter_by_created_timestamp)
-        else:
-            result = run_pit_join(self.duckdb, entity, requests, filter_by_created_timestamp)
-        if result.late_rows:
-            detail = ", ".join(f"{k}: {n}" for k, n in result.late_by_view.items() if n)
-            warnings.warn(LateDataWarning(
-                f"{result.late_rows} of {entity.num_rows} entity rows used feature rows created after "
-                f"their event_timestamp ({detail}): late corrections leak into this training set. "
-                "Pass filter_by_created_timestamp=True to use only rows known at each event_timestamp."),
-                stacklevel=2)
-        out_df = entity_df.reset_index(drop=True)
-        feats_df = result.table.to_pandas(types_mapper=_PANDAS_TYPES.get)
-        return pd.concat([out_df, feats_df], axis=1)
+        return plan_retrieval(self, entity_df, features, full_feature_names, filter_by_created_timestamp,
+                              principal, purpose)._to_df(stacklevel=3)
+
+    def historical_retrieval(self, entity_df: Any, features: Sequence[str],
+                             full_feature_names: bool = False,
+                             filter_by_created_timestamp: bool = False, *,
+                             principal: str | None = None, purpose: str | None = None) -> RetrievalJob:
+        """The ``get_historical_features`` request, validated but not run: a ``RetrievalJob`` with
+        ``.to_df()``, ``.to_parquet(path)`` and ``.to_spark()`` (see ``mlops_kit.features.retrieval``)."""
+        return plan_retrieval(self, entity_df, features, full_feature_names, filter_by_created_timestamp,
+                              principal, purpose)
 
     # -- materialization ------------------------------------------------------------------------
     def _select_views(self, views: Sequence[str] | None) -> list[FeatureView]:
@@ -345,9 +321,13 @@ class FeatureStore(BackfillOps):
                 rows = self.meta.committed_files(view.name, view.version)
                 start_us = min((r[2] for r in rows), default=end_us)
             with translate_busy(f"materialize {view.name!r} v{view.version}"):
-                scanned, written, entities = materialize_view(
-                    self.duckdb, self.online, view, self._key_dtypes(view), files, start_us, end_us,
-                    has_ties=self.meta.has_ties(view.name, view.version))
+                if self.config.offline.kind == "spark":  # same winners (spark_materialize)
+                    scanned, written, entities = materialize_view_spark(
+                        self, view, self._key_dtypes(view), start_us, end_us)
+                else:
+                    scanned, written, entities = materialize_view(
+                        self.duckdb, self.online, view, self._key_dtypes(view), files, start_us, end_us,
+                        has_ties=self.meta.has_ties(view.name, view.version))
             if start_us < end_us:
                 with self.meta.transaction(f"materialize {view.name!r} (watermark)") as con:
                     self.meta.advance_watermark(con, view.name, view.version, end_us)
@@ -408,6 +388,3 @@ class FeatureStore(BackfillOps):
                                    purpose=purpose, channel="online")
         return read_online(self.online, plan, key_columns, at_us, include_timestamps)
 
-
-def _key_kind(arrow_type: pa.DataType) -> str:
-    return "string" if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) else "int64"

@@ -2,7 +2,9 @@
 
 The driver (a separate process: one Spark master per process) attaches with
 ``offline_engine = "spark://127.0.0.1:PORT"``, checks a point-in-time join against DuckDB, and
-repeats it while this test kills one worker: the answer must stay identical.
+repeats it while this test kills one worker: the answer must stay identical. Then it
+materializes a copy of the workspace through the cluster (a window, then incrementally) and
+checks reports, online rows and the watermark against a DuckDB materialization.
 """
 
 from __future__ import annotations
@@ -55,6 +57,20 @@ DRIVER = textwrap.dedent('''
             got = spark.get_historical_features(edf, ["stats:x", "stats:n"], filter_by_created_timestamp=filt)
             assert_frame_equal(got, expected, check_exact=True)
     print("IDENTICAL", spark.describe()["offline_engine"], flush=True)
+    import shutil
+    copy = tempfile.mkdtemp()
+    shutil.rmtree(copy)
+    shutil.copytree(root, copy)  # same offline data, nothing materialized: one per engine
+    cluster = FeatureStore(copy, offline_engine=url)
+    steps = (lambda s: s.materialize(t0 + timedelta(hours=24), t0 + timedelta(hours=48)),
+             lambda s: s.materialize_incremental(t0 + timedelta(hours=80)))
+    for step in steps:
+        want, got = step(duck), step(cluster)
+        assert got.to_dict() == want.to_dict(), (got.to_dict(), want.to_dict())
+    view, keys = duck.get_feature_view("stats"), [(k,) for k in range(2200)]
+    assert cluster.online.read_rows(view, ["x", "n"], keys) == duck.online.read_rows(view, ["x", "n"], keys)
+    assert cluster.online.count(view) == duck.online.count(view) == 2000
+    print("MATERIALIZED", got.rows_scanned, cluster.watermark("stats").isoformat(), flush=True)
 ''')
 
 
@@ -112,6 +128,7 @@ def test_standalone_cluster_gives_duckdb_answers_even_when_a_worker_dies(tmp_pat
         text = driver_log.read_text(errors="replace")
         assert driver.returncode == 0, text[-4000:]
         assert f"IDENTICAL {{'kind': 'spark', 'url': '{url}', 'master': '{url}'}}" in text
+        assert "MATERIALIZED" in text and "2024-01-04T08:00:00+00:00" in text  # watermark t0 + 80 h
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
