@@ -1,9 +1,18 @@
 """Governed model registry: immutable versions, aliases, signatures, lineage, policy gates,
 approvals and a tamper-evident audit log, stored in ``workspace.registry_db``.
 
-Artifacts are pickled and stored content-addressed under ``workspace.artifacts_dir``;
-every load re-hashes the bytes first and refuses a mismatch. Unpickling runs code: load
-only artifacts this registry wrote.
+Artifacts are stored content-addressed (sha256 of the bytes) under
+``workspace.artifacts_dir`` and every load re-hashes the bytes before deserialising.
+
+Artifacts are safe to load by default: ``register_model`` writes a canonical ``skops`` file
+(equal models give equal bytes) and records the types it needs beyond skops' defaults as
+the version's ``trusted_types``; ``load_model`` constructs only those and refuses a file
+that asks for any other type (a ``RegistryError`` naming them; review a file with
+``skops.io.get_untrusted_types``). Pickle is an explicit opt-in: ``format="pickle"`` at
+registration and ``trusted=True`` at load, each with an ``UnsafeArtifactWarning``.
+Workspaces written before skops keep loading with ``trusted=True``;
+``registry.migrate_artifacts()`` rewrites their pickles as skops through audited,
+append-only artifact events (``artifact_history``), never by editing a version.
 
 >>> from mlops_kit.registry import ModelRegistry, infer_signature   # doctest: +SKIP
 >>> registry = ModelRegistry("workspace")                            # doctest: +SKIP
@@ -12,9 +21,11 @@ only artifacts this registry wrote.
 from .approvals import ApprovalRule
 from .audit import AuditEntry, AuditLog, AuditVerification, verify_chain_export
 from .changelog import diff_versions, render_changelog
+from ._formats import FORMATS, UnsafeArtifactWarning
 from .entities import (
     AliasEvent,
     Approval,
+    ArtifactEvent,
     Attestation,
     ModelVersion,
     ModelVersionSpec,
@@ -50,7 +61,7 @@ from .signature import (
 
 __all__ = [
     "ModelRegistry", "ModelVersion", "ModelVersionSpec", "AliasEvent", "StateEvent", "Approval", "Attestation",
-    "alias_spans",
+    "alias_spans", "ArtifactEvent", "UnsafeArtifactWarning", "FORMATS",
     "ApprovalRule", "AuditLog", "AuditEntry", "AuditVerification", "verify_chain_export",
     "ModelSignature", "ColumnSpec", "ContractReport", "ContractViolation", "GoldenReport",
     "infer_signature", "check_contract", "check_golden",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import pickle
 import platform
 import sys
 from pathlib import Path
@@ -16,7 +15,10 @@ from pathlib import Path
 def run(folder: Path, inputs: Path, expected: Path, tolerance: float) -> dict:
     import pandas as pd
 
-    from mlops_kit._io import sha256_file
+    from mlops_kit._io import sha256_bytes, sha256_file
+    from mlops_kit.errors import MlopsKitError
+    from mlops_kit.registry._formats import load_skops
+    from mlops_kit.registry.release import ARTIFACT_NAME
     from mlops_kit.registry.signature import ModelSignature, check_contract, check_golden
 
     errors: list[str] = []
@@ -32,10 +34,16 @@ def run(folder: Path, inputs: Path, expected: Path, tolerance: float) -> dict:
             manifest_ok = False
     report = {"ok": False, "manifest_ok": manifest_ok, "contract": {}, "golden": {}, "environment_diffs": {},
               "python": platform.python_version(), "errors": errors}
-    if not manifest_ok or sha256_file(folder / "model.pkl") != manifest["artifact_sha256"]:
+    artifact = folder / ARTIFACT_NAME
+    data = artifact.read_bytes() if manifest_ok and artifact.is_file() else b""
+    if not data or sha256_bytes(data) != manifest.get("artifact_sha256"):
         errors.append("the artifact was not loaded: its hash could not be verified")
         return report
-    model = pickle.loads((folder / "model.pkl").read_bytes())  # hash verified just above
+    try:  # hash verified just above; only the recorded types may be constructed
+        model = load_skops(data, list(manifest.get("trusted_types", [])), where="check_release")
+    except MlopsKitError as exc:
+        errors.append(f"the artifact was not loaded: {exc}")
+        return report
     signature = ModelSignature.from_dict(json.loads((folder / "signature.json").read_text()))
     frame = pd.read_parquet(inputs)
     contract = check_contract(signature, frame)

@@ -1,28 +1,34 @@
 """Content-addressed artifact storage: ``artifacts/sha256/ab/<hash>``, verified on every load.
 
 Artifacts are written to a temporary file and renamed into place, so a reader sees a whole
-file or none. Loading re-hashes the bytes *before* unpickling and refuses any mismatch
+file or none. Loading re-hashes the bytes *before* deserialising and refuses any mismatch
 with :class:`~mlops_kit.errors.IntegrityError`.
 
-Security note: unpickling runs code. Only load artifacts that this registry wrote itself;
-the hash check guarantees the bytes are the ones registered, not that they are safe.
+Artifacts are skops files by default (:mod:`mlops_kit.registry._formats`): a load trusts
+only the types recorded at registration and refuses a file that asks for any other. The
+hash check guarantees the bytes are the ones registered; the trusted-type check is what
+makes them safe to load. Pickle artifacts (an explicit opt-in, or written by older
+versions of the kit) load only with ``trusted=True`` and a warning, because unpickling
+runs whatever code the file names.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_bytes, sha256_bytes
-from ..errors import IntegrityError, NotFoundError, ValidationError
+from ..errors import IntegrityError, NotFoundError, RegistryError
+from ._formats import DEFAULT_FORMAT, UnsafeArtifactWarning, dump, load_pickle, load_skops, sniff_format
 
 __all__ = ["ArtifactStore"]
 
 
 class ArtifactStore:
-    """Pickled model artifacts stored by the sha256 of their bytes under ``root/sha256``."""
+    """Model artifacts (skops, or pickle on opt-in) stored by the sha256 of their bytes under ``root/sha256``."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root) / "sha256"
@@ -31,12 +37,9 @@ class ArtifactStore:
         return self.root / digest[:2] / digest
 
     @staticmethod
-    def serialize(model: Any) -> bytes:
-        try:
-            return pickle.dumps(model, protocol=5)
-        except Exception as exc:  # pickling errors come in many types
-            raise ValidationError(f"the model ({type(model).__name__}) cannot be pickled: {exc}.",
-                                  fix="Register a picklable fitted estimator (e.g. a scikit-learn model).") from exc
+    def serialize(model: Any, fmt: str = DEFAULT_FORMAT) -> bytes:
+        """The bytes stored for ``model`` in ``fmt`` (canonical skops bytes by default)."""
+        return dump(model, fmt)
 
     def put_bytes(self, data: bytes) -> str:
         """Store ``data`` (if not already present and intact) and return its sha256."""
@@ -65,9 +68,34 @@ class ArtifactStore:
                                  expected=digest, actual=actual, path=str(target))
         return data
 
-    def load(self, digest: str) -> Any:
-        """Verify, then unpickle (only for artifacts this registry wrote)."""
-        return pickle.loads(self.read_verified(digest))
+    def load(self, digest: str, *, fmt: str, trusted_types: Sequence[str] = (), trusted: bool = False,
+             where: str = "load") -> Any:
+        """Verify the hash, then deserialise.
+
+        ``fmt="skops"``: only ``trusted_types`` may be constructed (``trusted=True`` also
+        accepts any other type the file names). ``fmt="pickle"``: refused unless
+        ``trusted=True``, and then loaded with an :class:`UnsafeArtifactWarning`.
+        """
+        data = self.read_verified(digest)
+        if fmt == "skops":
+            return load_skops(data, None if trusted else list(trusted_types), where=where)
+        if fmt != "pickle":
+            raise RegistryError(f"{where}: artifact {digest[:12]}... has an unknown recorded format {fmt!r}.",
+                                fix="Open the workspace with the kit version that wrote it.", artifact_sha256=digest)
+        if not trusted:
+            raise RegistryError(f"{where}: artifact {digest[:12]}... is a pickle; unpickling runs any code the file "
+                                "names, so it is not loaded by default (nothing was deserialised).",
+                                fix="If this registry wrote it and nobody else could, pass trusted=True once and run "
+                                    "registry.migrate_artifacts() to rewrite it as skops.",
+                                artifact_sha256=digest, artifact_format="pickle")
+        if sniff_format(data) != "pickle":
+            raise IntegrityError(f"{where}: artifact {digest[:12]}... is recorded as a pickle but its bytes are not "
+                                 "a pickle stream; refusing to load it.",
+                                 fix="Restore the original artifact or register the model again.")
+        warnings.warn(f"{where}: unpickling artifact {digest[:12]}... because trusted=True was passed; a pickle runs "
+                      "any code it names while it loads. Migrate it with registry.migrate_artifacts().",
+                      UnsafeArtifactWarning, stacklevel=3)
+        return load_pickle(data)
 
     def all_digests(self) -> dict[str, Path]:
         """Every stored artifact file, by name."""

@@ -2,8 +2,8 @@
 
 A :class:`ModelVersion` separates what the author declared (:class:`ModelVersionSpec`:
 name, signature, metadata, lineage, author) from what the registry assigned (version,
-created_at, artifact_sha256, state, aliases), which are read-only properties. Every record
-round-trips through ``to_dict``/``from_dict`` (JSON with sorted keys).
+created_at, artifact_sha256, artifact_format, trusted_types, state, aliases), which are
+read-only properties. Every record round-trips through ``to_dict``/``from_dict`` (JSON with sorted keys).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from .lineage import Lineage
 from .metadata import ModelMetadata
 from .signature import ModelSignature
 
-__all__ = ["ModelVersionSpec", "ModelVersion", "AliasEvent", "StateEvent", "Approval", "Attestation", "alias_spans"]
+__all__ = ["ModelVersionSpec", "ModelVersion", "AliasEvent", "StateEvent", "Approval", "Attestation", "ArtifactEvent",
+           "alias_spans"]
 
 
 def _dt(value: str | datetime) -> datetime:
@@ -71,6 +72,8 @@ class ModelVersion:
     _artifact_sha256: str = field(repr=False)
     _state: str = field(repr=False)
     _aliases: tuple[str, ...] = field(default=(), repr=False)
+    _artifact_format: str = field(default="skops", repr=False)
+    _trusted_types: tuple[str, ...] = field(default=(), repr=False)
 
     # system fields (read-only)
     @property
@@ -84,6 +87,16 @@ class ModelVersion:
     @property
     def artifact_sha256(self) -> str:
         return self._artifact_sha256
+
+    @property
+    def artifact_format(self) -> str:
+        """``"skops"`` (safe to load) or ``"pickle"`` (loads only with ``trusted=True``)."""
+        return self._artifact_format
+
+    @property
+    def trusted_types(self) -> tuple[str, ...]:
+        """The types a skops artifact may construct beyond skops' defaults, recorded at registration."""
+        return self._trusted_types
 
     @property
     def state(self) -> str:
@@ -121,13 +134,16 @@ class ModelVersion:
     def to_dict(self) -> dict[str, Any]:
         return {"spec": self.spec.to_dict(), "version": self.version,
                 "created_at": self.created_at.isoformat(), "artifact_sha256": self.artifact_sha256,
+                "artifact_format": self.artifact_format, "trusted_types": list(self.trusted_types),
                 "state": self.state, "aliases": list(self.aliases)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelVersion":
         return cls(spec=ModelVersionSpec.from_dict(data["spec"]), _version=int(data["version"]),
                    _created_at=_dt(data["created_at"]), _artifact_sha256=str(data["artifact_sha256"]),
-                   _state=str(data["state"]), _aliases=tuple(data.get("aliases", ())))
+                   _state=str(data["state"]), _aliases=tuple(data.get("aliases", ())),
+                   _artifact_format=str(data.get("artifact_format", "skops")),
+                   _trusted_types=tuple(data.get("trusted_types", ())))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,3 +276,29 @@ class Attestation:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Attestation":
         return cls(**{**dict(data), "at": _dt(data["at"])})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactEvent:
+    """A version's artifact replaced by an equivalent one (e.g. pickle rewritten as skops)."""
+
+    name: str
+    version: int
+    from_sha256: str
+    artifact_sha256: str
+    artifact_format: str
+    trusted_types: tuple[str, ...]
+    action: str  # migrate_artifact
+    actor: str
+    at: datetime
+    audit_seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "from_sha256": self.from_sha256,
+                "artifact_sha256": self.artifact_sha256, "artifact_format": self.artifact_format,
+                "trusted_types": list(self.trusted_types), "action": self.action, "actor": self.actor,
+                "at": self.at.isoformat(), "audit_seq": self.audit_seq}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ArtifactEvent":
+        return cls(**{**dict(data), "trusted_types": tuple(data["trusted_types"]), "at": _dt(data["at"])})

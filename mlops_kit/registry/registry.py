@@ -5,8 +5,8 @@ Reads and registration live here; alias moves, approvals and state transitions l
 appends exactly one audit entry, so a write and its audit record exist together or not
 at all.
 
-Artifacts are pickled. Unpickling runs code, so :meth:`ModelRegistry.load_model` only
-loads artifacts this registry wrote and always checks their sha256 *before* unpickling.
+Artifacts are skops files by default; loading them (and migrating old pickles) lives in
+:mod:`mlops_kit.registry.artifact_ops`. Every load checks the sha256 *before* deserialising.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,8 +23,10 @@ from typing import Any
 from .._io import canonical_json
 from .._time import Clock, ensure_utc, system_clock
 from ..errors import MissingMetadataError, NotFoundError, ValidationError
+from ._formats import DEFAULT_FORMAT, UnsafeArtifactWarning, check_format, untrusted_types
 from ..workspace import Workspace
 from .approvals import ApprovalRule
+from .artifact_ops import ArtifactMixin, current_artifact
 from .artifacts import ArtifactStore
 from .audit import AuditLog
 from .changelog import render_changelog
@@ -43,7 +46,7 @@ __all__ = ["ModelRegistry", "PAUSE_IN_REGISTER_ENV"]
 #: artifact was written and the rows inserted but before the commit.
 PAUSE_IN_REGISTER_ENV = "MLOPS_KIT_REGISTRY_PAUSE_IN_REGISTER"
 
-class ModelRegistry(LifecycleMixin):
+class ModelRegistry(ArtifactMixin, LifecycleMixin):
     """A governed model registry stored in ``workspace.registry_db``.
 
     Parameters
@@ -106,8 +109,13 @@ class ModelRegistry(LifecycleMixin):
 
     # -- registration -----------------------------------------------------------------
     def register_model(self, name: str, model: Any, *, signature: ModelSignature, metadata: ModelMetadata,
-                       lineage: Lineage, author: str) -> ModelVersion:
+                       lineage: Lineage, author: str, format: str = DEFAULT_FORMAT) -> ModelVersion:
         """Store ``model`` as the next immutable version of ``name``.
+
+        The artifact is a canonical skops file; the types it needs beyond skops' defaults
+        (e.g. the kit's scorer classes) are recorded as the version's ``trusted_types`` and
+        are the only ones a later load may construct. ``format="pickle"`` is an explicit
+        opt-in for a model skops cannot store: it warns, and loading it needs ``trusted=True``.
 
         Refuses (nothing written) a bad name or author, a model without ``predict``, a
         signature that disagrees with the model's fitted feature names, and any gap in the
@@ -115,6 +123,7 @@ class ModelRegistry(LifecycleMixin):
         """
         check_name("name", name, where="register_model")
         check_name("author", author, where="register_model")
+        fmt = check_format(format, where=f"register_model({name!r})")
         spec = ModelVersionSpec(name=name, signature=signature, metadata=metadata, lineage=lineage, author=author)
         if not callable(getattr(model, "predict", None)):
             raise ValidationError(f"register_model({name!r}): the model ({type(model).__name__}) has no predict().",
@@ -129,7 +138,12 @@ class ModelRegistry(LifecycleMixin):
             raise ValidationError(f"register_model({name!r}): the signature inputs {signature.input_names} differ "
                                   f"from the model's fitted features {list(map(str, fitted))}.",
                                   fix="Infer the signature from the exact frame the model was fitted on.")
-        data = self._artifacts.serialize(model)
+        data = self._artifacts.serialize(model, fmt)
+        trusted = untrusted_types(data) if fmt == "skops" else []
+        if fmt == "pickle":
+            warnings.warn(f"register_model({name!r}): storing the artifact as a pickle because format='pickle' was "
+                          "passed; loading it runs code, so every load_model() of it needs trusted=True.",
+                          UnsafeArtifactWarning, stacklevel=2)
         digest = self._artifacts.put_bytes(data)
         at = self._now()
         with self._store.write() as conn:
@@ -137,15 +151,17 @@ class ModelRegistry(LifecycleMixin):
                 self._artifacts.put_bytes(data)
             row = conn.execute("SELECT MAX(version) FROM versions WHERE name = ?", (name,)).fetchone()
             version = int(row[0] or 0) + 1
-            payload = {"name": name, "version": version, "artifact_sha256": digest,
-                       "spec_sha256": spec.fingerprint(), "state": "registered"}
+            payload = {"name": name, "version": version, "artifact_sha256": digest, "artifact_format": fmt,
+                       "trusted_types": trusted, "spec_sha256": spec.fingerprint(), "state": "registered"}
             seq = self.audit.append(conn, at=at.isoformat(), actor=author, action="register_model", payload=payload)
             if version == 1:
                 conn.execute("INSERT INTO models (name, created_at, audit_seq) VALUES (?, ?, ?)",
                              (name, at.isoformat(), seq))
             conn.execute("INSERT INTO versions (name, version, created_at, artifact_sha256, state, author, spec_json, "
-                         "audit_seq) VALUES (?, ?, ?, ?, 'registered', ?, ?, ?)",
-                         (name, version, at.isoformat(), digest, author, canonical_json(spec.to_dict()), seq))
+                         "audit_seq, artifact_format, trusted_types_json) "
+                         "VALUES (?, ?, ?, ?, 'registered', ?, ?, ?, ?, ?)",
+                         (name, version, at.isoformat(), digest, author, canonical_json(spec.to_dict()), seq, fmt,
+                          canonical_json(trusted)))
             for ref in lineage.features:
                 conn.execute("INSERT OR IGNORE INTO feature_refs (name, version, view, view_version, fingerprint) "
                              "VALUES (?, ?, ?, ?, ?)", (name, version, ref.view, ref.version, ref.fingerprint))
@@ -162,9 +178,10 @@ class ModelRegistry(LifecycleMixin):
     def _version_from_row(self, conn: Any, row: Any) -> ModelVersion:
         aliases = tuple(r[0] for r in conn.execute(
             "SELECT alias FROM aliases WHERE name = ? AND version = ? ORDER BY alias", (row["name"], row["version"])))
+        digest, fmt, trusted = current_artifact(conn, row)
         return ModelVersion(spec=ModelVersionSpec.from_dict(json.loads(row["spec_json"])), _version=int(row["version"]),
-                            _created_at=datetime.fromisoformat(row["created_at"]),
-                            _artifact_sha256=row["artifact_sha256"], _state=row["state"], _aliases=aliases)
+                            _created_at=datetime.fromisoformat(row["created_at"]), _artifact_sha256=digest,
+                            _artifact_format=fmt, _trusted_types=trusted, _state=row["state"], _aliases=aliases)
 
     def _require_model(self, conn: Any, name: Any, where: str) -> str:
         check_name("name", name, where=where)
@@ -202,14 +219,6 @@ class ModelRegistry(LifecycleMixin):
                 raise NotFoundError(f"get_model_version_by_alias: model {name!r} has no alias {alias!r} (set: {held}).",
                                     fix="Promote a version to that alias first.", name=name, alias=alias)
             return self._version_from_row(conn, self._require_version(conn, name, int(row[0]), "alias"))
-
-    def load_model(self, name: str, version: int | None = None, alias: str | None = None) -> Any:
-        """Load a version's model after verifying its artifact hash (pass exactly one of version/alias)."""
-        if (version is None) == (alias is None):
-            raise ValidationError(f"load_model({name!r}): pass exactly one of version= or alias=.",
-                                  fix="e.g. load_model('fraud', alias='deployed-prod').")
-        mv = self.get_model_version(name, version) if alias is None else self.get_model_version_by_alias(name, alias)
-        return self._artifacts.load(mv.artifact_sha256)
 
     def search_model_versions(self, name: str | None = None, *, state: str | None = None, author: str | None = None,
                               alias: str | None = None, feature_view: str | None = None) -> list[ModelVersion]:
@@ -314,21 +323,3 @@ class ModelRegistry(LifecycleMixin):
             return render_changelog(earlier[-1] if earlier else None, current)
         parts = [render_changelog(prev, cur) for prev, cur in zip([None, *versions[:-1]], versions)]
         return f"# Changelog: {name}\n\n" + "\n".join(reversed(parts))
-
-    # -- housekeeping -------------------------------------------------------------------
-    def gc_artifacts(self, *, dry_run: bool = False) -> list[str]:
-        """Delete artifact files no version references (e.g. left by a crashed registration).
-
-        Runs under the registry's write lock, so a registration in progress cannot lose its
-        artifact. Returns the removed (or, with ``dry_run``, removable) digests.
-        """
-        if not isinstance(dry_run, bool):
-            raise ValidationError("gc_artifacts: dry_run must be a bool.", fix="Pass dry_run=True or False.")
-        with self._store.write() as conn:
-            used = {r[0] for r in conn.execute("SELECT DISTINCT artifact_sha256 FROM versions")}
-            orphans = sorted(set(self._artifacts.all_digests()) - used)
-            if not dry_run:
-                for digest in orphans:
-                    self._artifacts.path_for(digest).unlink(missing_ok=True)
-        return orphans
-

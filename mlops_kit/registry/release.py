@@ -2,16 +2,19 @@
 
 A release folder holds everything needed to run the version elsewhere::
 
-    model.pkl              the artifact (byte-identical to the registry's; sha256 in the manifest)
+    model.skops            the artifact (byte-identical to the registry's; sha256 in the manifest)
     signature.json         input/output contract
     environment.json       Python and package versions recorded at training
     metadata.json          the version's metadata and lineage
     golden_inputs.parquet  a fixed golden set ...
     golden_expected.json   ... and the scores the version gave on it when packaged
-    manifest.json          name, version, artifact hash, preprocessing fingerprint, sha256 of every file
+    manifest.json          name, version, artifact hash and trusted types, preprocessing
+                           fingerprint, sha256 of every file
 
-:func:`check_release` starts a fresh Python process (``sys.executable -m``), which verifies
-every file hash, loads the artifact only after its hash matched, runs the contract check
+Only skops artifacts are released (migrate a pickle version with
+``registry.migrate_artifacts()`` first). :func:`check_release` starts a fresh Python
+process (``sys.executable -m``), which verifies every file hash, loads the artifact only
+after its hash matched and only with the trusted types the manifest records, runs the contract check
 and the golden-set check, compares package versions with the recorded ones, and reports.
 """
 
@@ -31,12 +34,13 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_write_json, canonical_json, sha256_file
-from ..errors import ConflictError, IntegrityError, ValidationError
+from ..errors import ConflictError, IntegrityError, RegistryError, ValidationError
 from .signature import check_contract, predict_scores
 
-__all__ = ["build_release", "check_release", "ReleaseReport", "MANIFEST_NAME"]
+__all__ = ["build_release", "check_release", "ReleaseReport", "MANIFEST_NAME", "ARTIFACT_NAME"]
 
 MANIFEST_NAME = "manifest.json"
+ARTIFACT_NAME = "model.skops"
 
 
 def build_release(registry: Any, name: str, version: int, folder: str | os.PathLike[str], *,
@@ -50,6 +54,10 @@ def build_release(registry: Any, name: str, version: int, folder: str | os.PathL
         raise ConflictError(f"build_release: {str(target)!r} already exists.",
                             fix="Choose a new folder; releases are never overwritten.")
     mv = registry.get_model_version(name, version)
+    if mv.artifact_format != "skops":
+        raise RegistryError(f"build_release: {name!r} v{version} is stored as a {mv.artifact_format}; releases carry "
+                            "only artifacts that are safe to load.",
+                            fix="Run registry.migrate_artifacts() to rewrite it as skops, then build the release.")
     if not isinstance(golden_df, pd.DataFrame) or golden_df.empty:
         raise ValidationError("build_release: golden_df must be a non-empty DataFrame.",
                               fix="Pass a small fixed set of inputs (e.g. 50 rows of the evaluation set).")
@@ -63,8 +71,8 @@ def build_release(registry: Any, name: str, version: int, folder: str | os.PathL
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        shutil.copyfile(registry._artifacts.path_for(mv.artifact_sha256), staging / "model.pkl")
-        if sha256_file(staging / "model.pkl") != mv.artifact_sha256:
+        shutil.copyfile(registry._artifacts.path_for(mv.artifact_sha256), staging / ARTIFACT_NAME)
+        if sha256_file(staging / ARTIFACT_NAME) != mv.artifact_sha256:
             raise IntegrityError(f"build_release: the artifact of {name!r} v{version} changed on disk.",
                                  fix="Restore the artifact; the release was not written.")
         atomic_write_json(staging / "signature.json", mv.signature.to_dict())
@@ -76,6 +84,7 @@ def build_release(registry: Any, name: str, version: int, folder: str | os.PathL
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
         atomic_write_json(staging / MANIFEST_NAME, {
             "name": name, "version": version, "artifact_sha256": mv.artifact_sha256,
+            "artifact_format": mv.artifact_format, "trusted_types": list(mv.trusted_types),
             "preprocessing_fingerprint": mv.metadata.preprocessing_fingerprint,
             "created_at": registry._now().isoformat(), "files": files})
         os.replace(staging, target)

@@ -8,6 +8,14 @@ so readers never block writers and a writer waits for the lock instead of failin
 Guards in the schema itself (triggers) refuse to edit or delete versions, and to edit or
 delete audit entries. They protect against bugs, not against someone who opens the file
 by hand; that is what the audit chain's ``verify()`` is for.
+
+Schema versions (``meta.schema_version``), migrated in place when a workspace is opened:
+
+1. the original layout (every artifact a pickle);
+2. ``versions.artifact_format`` and ``versions.trusted_types_json`` (``NULL`` on rows written
+   by version 1, read as a pickle with no trusted types) and the append-only
+   ``artifact_events`` table: a migrated version gains its new artifact through an event,
+   its ``versions`` row stays as written.
 """
 
 from __future__ import annotations
@@ -19,10 +27,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .._sqlite import enable_wal
+from ..errors import RegistryError
 
 __all__ = ["RegistryStore", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000
 
 _SCHEMA = """
@@ -44,6 +53,8 @@ CREATE TABLE IF NOT EXISTS versions (
     author TEXT NOT NULL,
     spec_json TEXT NOT NULL,
     audit_seq INTEGER NOT NULL,
+    artifact_format TEXT,
+    trusted_types_json TEXT,
     PRIMARY KEY (name, version)
 );
 CREATE TABLE IF NOT EXISTS feature_refs (
@@ -106,6 +117,19 @@ CREATE TABLE IF NOT EXISTS attestations (
     at TEXT NOT NULL,
     audit_seq INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS artifact_events (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    from_sha256 TEXT NOT NULL,
+    artifact_sha256 TEXT NOT NULL,
+    artifact_format TEXT NOT NULL,
+    trusted_types_json TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at TEXT NOT NULL,
+    audit_seq INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_log (
     seq INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -115,16 +139,20 @@ CREATE TABLE IF NOT EXISTS audit_log (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS versions_spec_immutable
-BEFORE UPDATE OF name, version, created_at, artifact_sha256, author, spec_json, audit_seq
-ON versions
-BEGIN
-    SELECT RAISE(ABORT, 'model versions are immutable');
-END;
 CREATE TRIGGER IF NOT EXISTS versions_no_delete
 BEFORE DELETE ON versions
 BEGIN
     SELECT RAISE(ABORT, 'model versions cannot be deleted');
+END;
+CREATE TRIGGER IF NOT EXISTS artifact_events_no_update
+BEFORE UPDATE ON artifact_events
+BEGIN
+    SELECT RAISE(ABORT, 'artifact events are append-only');
+END;
+CREATE TRIGGER IF NOT EXISTS artifact_events_no_delete
+BEFORE DELETE ON artifact_events
+BEGIN
+    SELECT RAISE(ABORT, 'artifact events are append-only');
 END;
 CREATE TRIGGER IF NOT EXISTS audit_no_update
 BEFORE UPDATE ON audit_log
@@ -138,8 +166,20 @@ BEGIN
 END;
 """
 
+#: Every column of ``versions`` except ``state``: none may change after registration.
+_IMMUTABLE_TRIGGER = """
+CREATE TRIGGER versions_spec_immutable
+BEFORE UPDATE OF name, version, created_at, artifact_sha256, author, spec_json, audit_seq, artifact_format,
+    trusted_types_json
+ON versions
+BEGIN
+    SELECT RAISE(ABORT, 'model versions are immutable');
+END
+"""
+
 #: Tables whose rows each reference the audit entry written with them.
-AUDITED_TABLES = ("models", "versions", "alias_events", "state_events", "approvals", "attestations")
+AUDITED_TABLES = ("models", "versions", "alias_events", "state_events", "approvals", "attestations",
+                  "artifact_events")
 
 
 class RegistryStore:
@@ -172,14 +212,30 @@ class RegistryStore:
             try:
                 for statement in _split_statements(_SCHEMA):
                     self._conn.execute(statement)
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+                self._migrate()
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def _migrate(self) -> None:
+        """Bring an older schema up to :data:`SCHEMA_VERSION` (inside the open transaction)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        stored = SCHEMA_VERSION if row is None else int(row[0])
+        if stored > SCHEMA_VERSION:
+            raise RegistryError(f"{str(self.path)!r} has registry schema {stored}; this kit reads up to "
+                                f"{SCHEMA_VERSION}.", fix="Upgrade mlops_kit to open this workspace.")
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(versions)")}
+        for column in ("artifact_format", "trusted_types_json"):
+            if column not in columns:  # a version-1 workspace: its rows keep NULL (= pickle)
+                self._conn.execute(f"ALTER TABLE versions ADD COLUMN {column} TEXT")
+        trigger = self._conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                                     "AND name = 'versions_spec_immutable'").fetchone()
+        if trigger is None or "trusted_types_json" not in trigger[0]:
+            self._conn.execute("DROP TRIGGER IF EXISTS versions_spec_immutable")
+            self._conn.execute(_IMMUTABLE_TRIGGER.strip())
+        self._conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

@@ -41,7 +41,8 @@ def test_release_holds_the_artifact_and_passes_in_a_clean_process(registry, rele
     manifest = json.loads((folder / "manifest.json").read_text())
     mv = registry.get_model_version("fraud", 1)
     assert manifest["artifact_sha256"] == mv.artifact_sha256 and manifest["version"] == 1
-    assert set(manifest["files"]) == {"model.pkl", "signature.json", "environment.json", "metadata.json",
+    assert manifest["artifact_format"] == "skops" and manifest["trusted_types"] == list(mv.trusted_types)
+    assert set(manifest["files"]) == {"model.skops", "signature.json", "environment.json", "metadata.json",
                                       "golden_inputs.parquet", "golden_expected.json"}
     report = check_release(folder)
     assert report.ok and report.manifest_ok and report.golden["rows"] == 25 and report.environment_diffs == {}
@@ -58,11 +59,11 @@ def test_release_check_catches_contract_breaks_wrong_scores_and_edits(registry, 
     wrong[4] += 0.01
     report = check_release(folder, golden_df=golden, expected=wrong, tolerance=1e-3)
     assert not report.ok and report.golden["failed_rows"] == 1 and report.golden["worst_row"] == 4
-    data = bytearray((folder / "model.pkl").read_bytes())
+    data = bytearray((folder / "model.skops").read_bytes())
     data[-10] ^= 0xFF
-    (folder / "model.pkl").write_bytes(bytes(data))
+    (folder / "model.skops").write_bytes(bytes(data))
     report = check_release(folder)
-    assert not report.ok and not report.manifest_ok and "model.pkl" in report.errors[0]
+    assert not report.ok and not report.manifest_ok and "model.skops" in report.errors[0]
 
 
 def test_release_bad_input(registry, release, tmp_path):
