@@ -27,6 +27,7 @@ unknown exercise, or that no longer matches any leak (stale) is a problem.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,10 +90,18 @@ def _output_texts(cell: Any) -> list[str]:
     return texts
 
 
+# a Markdown heading's section number ("## 3. Point-in-time", "### 5.1 Exercise"): blanked
+# (same length, so reported spans stay put) because it numbers the page, it answers nothing
+_HEADING_NUMBER = re.compile(r"^(#{1,6}[ \t]+)((?:\d+\.)*\d+\.?)(?=\s)", re.M)
+
+
 def _places(nb: Any) -> list[tuple[int, str, str]]:
     places = []
     for index, cell in enumerate(nb.cells):
-        places.append((index, cell.cell_type, cell.source))
+        source = cell.source
+        if cell.cell_type == "markdown":
+            source = _HEADING_NUMBER.sub(lambda m: m.group(1) + " " * len(m.group(2)), source)
+        places.append((index, cell.cell_type, source))
         places += [(index, "output", text) for text in _output_texts(cell)]
     return places
 

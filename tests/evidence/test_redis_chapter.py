@@ -8,24 +8,19 @@ chapter's views. Without the binary the test skips, except under ``CI=true``, wh
 from __future__ import annotations
 
 import json
-import os
 
 import nbformat
 import pandas as pd
 import pytest
 
-from features.conftest import INSTALL_HINT, RedisServer, missing_server_outcome, redis_server_binary
+from features.conftest import RedisServer, redis_binary_or_skip
 from mlops_kit.errors import NotebookParameterError, ValidationError
 from mlops_kit.evidence import build_evidence, grade_pack
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    binary = redis_server_binary()
-    if binary is None:
-        if missing_server_outcome(dict(os.environ)) == "fail":
-            pytest.fail(f"{INSTALL_HINT}; under CI=true the Redis tests must run, not skip.")
-        pytest.skip(INSTALL_HINT)
+    binary = redis_binary_or_skip()
     server = RedisServer(binary, tmp_path_factory.mktemp("redis-ch02")).start()
     yield server.url
     server.stop()

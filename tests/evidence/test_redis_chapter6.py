@@ -10,14 +10,13 @@ except under ``CI=true``, where it fails.
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 
 import nbformat
 import pandas as pd
 import pytest
 
-from features.conftest import INSTALL_HINT, RedisServer, missing_server_outcome, redis_server_binary
+from features.conftest import RedisServer, redis_binary_or_skip
 from mlops_kit.evidence import build_evidence, grade_pack
 from mlops_kit.features.online import RedisServerControl
 from mlops_kit.labs.ch06 import WINDOWS
@@ -25,11 +24,7 @@ from mlops_kit.labs.ch06 import WINDOWS
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    binary = redis_server_binary()
-    if binary is None:
-        if missing_server_outcome(dict(os.environ)) == "fail":
-            pytest.fail(f"{INSTALL_HINT}; under CI=true the Redis tests must run, not skip.")
-        pytest.skip(INSTALL_HINT)
+    binary = redis_binary_or_skip()
     server = RedisServer(binary, tmp_path_factory.mktemp("redis-ch06")).start()
     yield server
     control = RedisServerControl(server.url)   # the drill's restarted server is no child of the fixture

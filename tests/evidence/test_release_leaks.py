@@ -193,3 +193,13 @@ def real_reports():
 def test_released_notebook_has_no_answer_leak(real_reports, name):
     report = real_reports[name]
     assert report.ok, "answer leaks in the student release:\n" + "\n".join(report.lines())
+
+
+def test_section_numbers_of_headings_are_not_leaks():
+    cells = [new_markdown_cell("## 3. Point-in-time correctness\n\n### 3.1 The join"),
+             _exercise("2.3", "v2 = replace(v1, ttl=timedelta(days=3))"),
+             new_markdown_cell("Keep rows for 3 days."),
+             new_markdown_cell("# 3 ways to fail\n\n## 3. again")]
+    got = _texts(_leaks(cells))
+    assert ("2.3", "number", "3", 2) in got            # prose still counts
+    assert not any(cell in (0, 3) for _, _, _, cell in got)

@@ -102,7 +102,8 @@ class RedisServer:
         client.close()
 
 
-def _binary_or_skip() -> str:
+def redis_binary_or_skip() -> str:
+    """The redis-server binary; skip the test without one (fail under CI=true)."""
     binary = redis_server_binary()
     if binary is None:
         if missing_server_outcome(dict(os.environ)) == "fail":
@@ -114,7 +115,7 @@ def _binary_or_skip() -> str:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """This session's (this xdist worker's) redis-server; yields the ``RedisServer``."""
-    server = RedisServer(_binary_or_skip(), tmp_path_factory.mktemp("redis")).start()
+    server = RedisServer(redis_binary_or_skip(), tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
@@ -127,7 +128,7 @@ def start_redis(tmp_path):
     def start(password: str | None = None, port: int | None = None) -> RedisServer:
         folder = tmp_path / f"redis-{len(started)}"
         folder.mkdir()
-        server = RedisServer(_binary_or_skip(), folder, password=password).start(port)
+        server = RedisServer(redis_binary_or_skip(), folder, password=password).start(port)
         started.append(server)
         return server
 

@@ -15,25 +15,9 @@ from mlops_kit.labs import ch05_ops as O
 from mlops_kit.rollout import RiskBudget, incident_report
 from mlops_kit.workspace import Workspace
 
+from ._ch05_lab import SETTINGS, lab, world  # noqa: F401 - shared module fixtures
+
 M, H = timedelta(minutes=1), timedelta(hours=1)
-#: exercise 5.1's settings (the kit has no defaults for them)
-SETTINGS = dict(steps=(15, 25, 50, 100), segment_threshold=0.25, window_min=30)
-
-
-@pytest.fixture(scope="module")
-def world():
-    return L.make_world(seed=3)
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory, world):
-    ws = Workspace(tmp_path_factory.mktemp("ch05"))
-    registry, clock = L.lab_registry(ws)
-    models, stable_v, cand_v = L.release_pair(registry, clock, "fraud", world)
-    bad = L.run_canary(world, models, seed=3, **SETTINGS)
-    good = L.run_canary(world, L.release_pair(registry, clock, "fraud_good", world)[0], bad=False, seed=3, **SETTINGS)
-    return {"ws": ws, "registry": registry, "clock": clock, "bad": bad, "good": good, "stable_v": stable_v,
-            "cand_v": cand_v}
 
 
 def test_bad_canary_aborts_through_the_registry_and_good_one_completes(lab):

@@ -6,14 +6,13 @@ store must serve before and after the outage, and the server itself for down and
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from features.conftest import INSTALL_HINT, RedisServer, missing_server_outcome, redis_server_binary
+from features.conftest import RedisServer, redis_binary_or_skip
 from mlops_kit._time import FixedClock
 from mlops_kit.datasets import Scenario, generate_world
 from mlops_kit.errors import OnlineStoreUnavailableError, ValidationError
@@ -33,11 +32,7 @@ def small_world():
 
 @pytest.fixture
 def server(tmp_path):
-    binary = redis_server_binary()
-    if binary is None:
-        if missing_server_outcome(dict(os.environ)) == "fail":
-            pytest.fail(f"{INSTALL_HINT}; under CI=true the Redis tests must run, not skip.")
-        pytest.skip(INSTALL_HINT)
+    binary = redis_binary_or_skip()
     srv = RedisServer(binary, tmp_path).start()
     yield srv
     control = RedisServerControl(srv.url)
