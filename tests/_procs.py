@@ -1,4 +1,4 @@
-"""Run worker functions in forked processes and collect what they report (concurrency tests).
+"""Run worker functions in child processes (forkserver) and collect what they report (concurrency tests).
 
 Each worker is called as ``fn(*args, out)`` and puts ``(name, kind, payload)`` tuples on the
 ``out`` queue (``kind`` "error" for an exception with its traceback).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import queue as queue_mod
 
-CTX = multiprocessing.get_context("fork")
+CTX = multiprocessing.get_context("forkserver")  # no fork of a parent with running threads
 
 
 def run(targets: list[tuple], timeout: float = 120) -> tuple[dict[str, list], list[int]]:

@@ -56,16 +56,24 @@ def upstream_payload(data: LabData, *, seed: int, scale: float = 1.0, change: st
 
 
 def score_impact(model: Any, honest: pd.DataFrame, changed: pd.DataFrame) -> dict[str, Any]:
-    """What the schema change does to ``model`` when nothing checks the contract."""
+    """What the schema change does to ``model`` when nothing checks the contract.
+
+    ``median_relative_change`` is the median of ``|after - before| / before`` over the rows: how
+    far the score a request receives is from the score the reviewed model gives it. The AUC
+    before and after is reported too; it can move either way by a noise-level amount when other
+    inputs carry what the broken column said, so it is no alarm on its own.
+    """
     labels = honest["is_fraud"].astype(int).to_numpy()
     before = model.predict(honest)
     try:
         after = model.predict(changed)
     except Exception as exc:  # a loud failure is also an outcome worth recording
         return {"error": f"{type(exc).__name__}: {exc}", "silent": False}
+    relative = np.abs(after - before) / np.maximum(before, 1e-12)
     return {"auc_before": float(roc_auc_score(labels, before)), "auc_after": float(roc_auc_score(labels, after)),
             "rows": len(labels), "rows_changed": int((np.abs(after - before) > 1e-9).sum()),
-            "mean_abs_score_change": float(np.abs(after - before).mean()), "silent": True}
+            "mean_abs_score_change": float(np.abs(after - before).mean()),
+            "median_relative_change": float(np.median(relative)), "silent": True}
 
 
 # -- policy as code ---------------------------------------------------------------------------

@@ -17,7 +17,8 @@ def test_exports_match_public_names():
     public = {n for n in dir(features_pkg) if not n.startswith("_")}
     modules = {"definitions", "materialize", "metadata", "offline", "online", "parity", "pit",
                "serving", "store", "validation", "config", "doctor", "backfill", "backfill_promote", "backfill_records",
-               "backfill_validate", "backfill_write", "spark_engine"}
+               "backfill_validate", "backfill_write", "spark_engine", "retrieval", "spark_faults",
+               "spark_materialize", "spark_retrieval"}
     assert set(features_pkg.__all__) == public - modules
 
 
