@@ -17,13 +17,37 @@ import pandas as pd
 
 from ..errors import ValidationError
 from ..quality import FreshnessCheck, NullRateCheck, QualitySuite, RangeCheck, UniqueKeyCheck
+from ..registry import ContractCheck, EnvironmentRecorded, LineageComplete, MetricThreshold, NoSegmentRegression
 from .ch06 import DAILY_FEATURES, DAY
 
-__all__ = ["GATES", "OPS", "verdict", "gate_row", "data_suite", "data_gate", "leakage_rate", "leaky_join",
+__all__ = ["GATES", "OPS", "AUC_FLOOR", "MAX_AUC_LOSS", "SEGMENT_TOLERANCE", "candidate_policies", "verdict", "gate_row", "data_suite", "data_gate", "leakage_rate", "leaky_join",
            "feature_gate", "model_gate", "release_decision", "decisions", "decision_probes", "corrupt_batch"]
 
 GATES = ("data", "feature", "model")
 OPS = ("<=", ">=", "==")
+#: the absolute AUC floor of ``candidate``: it stops a broken model (one near chance), not a weaker
+#: world. The evaluation window holds only about 200 frauds, so a working model's AUC moves
+#: by several hundredths from one seeded world to the next (about 0.72-0.86 for the models of
+#: this chapter); comparing with production, on the same evaluation set, is what stops a regression.
+AUC_FLOOR = 0.65
+#: the largest AUC loss against production that counts as noise (absolute; relative: twice that)
+MAX_AUC_LOSS = 0.005
+#: a channel holds about 60-70 evaluation frauds: its AUC has a sampling error of about 0.03, and
+#: two models on the same rows can differ by more than 0.02 by chance; a drop beyond 0.05 is real
+SEGMENT_TOLERANCE = 0.05
+
+
+def candidate_policies(serving_sample: pd.DataFrame) -> list[Any]:
+    """The registry's ``candidate`` gates: lineage, environment, AUC floor and no real loss
+    against production, no segment regression, and the serving contract on ``serving_sample``."""
+    if not isinstance(serving_sample, pd.DataFrame) or serving_sample.empty:
+        raise ValidationError("candidate_policies: serving_sample must be a non-empty DataFrame.",
+                              fix='Pass frames["eval"][list(L.INPUTS)].head(500).')
+    return [LineageComplete(), EnvironmentRecorded(),
+            MetricThreshold(metric="auc", minimum=AUC_FLOOR, min_abs_improvement=-MAX_AUC_LOSS,
+                            min_rel_improvement=-2 * MAX_AUC_LOSS),
+            NoSegmentRegression(metric="auc", tolerance=SEGMENT_TOLERANCE),
+            ContractCheck(data=serving_sample, data_name="eval inputs")]
 
 
 def verdict(observed: Any, op: str, threshold: Any) -> bool:

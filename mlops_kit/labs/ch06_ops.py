@@ -107,6 +107,8 @@ def guardrails(*, outage: Guardrail | None = None) -> list[Guardrail]:
     """Rollback triggers: errors, p99 latency, input drift (stable scores vs the warm-up), candidate
     score shift vs stable, decline-rate change; plus the outage guardrail when given."""
     lim = 10_000  # sparse night traffic is inconclusive, never a reason to pause the release
+    # PSI over 10 bins reads about 9/n by chance alone: with 100 candidate scores a chance PSI
+    # crosses 0.25 in some worlds (a false abort), so the candidate comparison waits for 300
     out = [Guardrail(name="errors", metric="error_rate", arm="all", threshold=0.02, window=120 * _M, min_samples=30,
                      inconclusive_limit=lim),
            Guardrail(name="p99-latency", metric="latency_p99", arm="all", threshold=150.0, window=120 * _M,
@@ -114,7 +116,7 @@ def guardrails(*, outage: Guardrail | None = None) -> list[Guardrail]:
            Guardrail(name="input-drift", metric="score_psi", arm="stable", compare_to="reference", threshold=0.25,
                      window=6 * 60 * _M, min_samples=200, inconclusive_limit=lim),
            Guardrail(name="candidate-shift", metric="score_psi", compare_to="stable", threshold=0.25,
-                     window=6 * 60 * _M, min_samples=100, inconclusive_limit=lim)]
+                     window=6 * 60 * _M, min_samples=300, inconclusive_limit=lim)]
     if outage is not None:
         out.append(outage)
     return out
