@@ -16,7 +16,7 @@ import pytest
 from mlops_kit.errors import MlopsKitError, OnlineStoreUnavailableError, ValidationError
 from mlops_kit.features.online import RedisServerControl, is_loopback
 
-redis = pytest.importorskip("redis")
+import redis  # noqa: E402 - the dev extra installs it; a missing client must fail, not skip
 
 
 def _client(server, **kw):

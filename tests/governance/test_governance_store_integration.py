@@ -11,7 +11,7 @@ from mlops_kit._time import FixedClock
 from mlops_kit.errors import AccessDeniedError, QualityGateError
 from mlops_kit.quality import NullRateCheck, QualitySuite, gate
 
-features = pytest.importorskip("mlops_kit.features")
+from mlops_kit import features  # noqa: E402
 UTC = timezone.utc
 
 
