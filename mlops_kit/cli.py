@@ -21,6 +21,7 @@ __all__ = ["main", "build_parser"]
 _EPILOG = """examples:
   mlops-kit evidence build --out evidence/                 build, hash and grade every chapter
   mlops-kit evidence build --chapters 1,3 --seed 7          rebuild two chapters
+  mlops-kit evidence build --learner ada-lovelace           a learner's pack, on the learner's own world
   mlops-kit grade evidence/ --min-score 80                  instructors: grade a pack
   mlops-kit release --out release/                          learners' notebooks (stubs, no outputs)
   mlops-kit progress evidence/                              learners: what is done, what is next
@@ -64,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--notebooks", help="folder of NN_title.ipynb notebooks "
                        "(default: the checkout's notebooks/)")
     build.add_argument("--chapters", type=_chapters, help="comma-separated chapters, e.g. 1,3")
-    build.add_argument("--seed", type=int, help="seed passed to every notebook")
+    build.add_argument("--learner", metavar="ID",
+                       help="build the learner's own world: the seed is derived from the id "
+                       "(sha256 of 'salt:ID'; see mlops_kit.evidence.learners)")
+    build.add_argument("--seed", type=int, help="seed passed to every notebook (wins over --learner; "
+                       "recorded as an override)")
     build.add_argument("--scale", type=_scale, help="scale passed to every notebook")
     build.add_argument("--quiz-answers", metavar="FILE|key",
                        help="JSON file of question id -> letter, or 'key' for the answer key "
@@ -165,7 +170,8 @@ def _build(args: argparse.Namespace) -> int:
     from .evidence import build_evidence
 
     result = build_evidence(args.out, notebooks=args.notebooks, chapters=args.chapters,
-                            seed=args.seed, scale=args.scale, quiz_answers=args.quiz_answers,
+                            seed=args.seed, learner=args.learner, scale=args.scale,
+                            quiz_answers=args.quiz_answers,
                             workspace=args.workspace, timeout=args.timeout,
                             grade=not args.no_grade, rubric=args.rubric, jobs=args.jobs,
                             engines={"online_store": args.online_store, "offline_engine": args.offline_engine}

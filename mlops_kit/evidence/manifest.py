@@ -124,7 +124,8 @@ def write_manifest(pack: str | os.PathLike[str], *, chapters: dict[str, Any],
     """Hash the pack and write ``manifest.json`` and ``manifest.sha256``; return the manifest.
 
     ``chapters`` maps chapter number (as a string) to status, duration and notebook name;
-    ``parameters`` holds seed, scale and the quiz-answer source of the build.
+    ``parameters`` holds the seed (and its ``seed_source``), the learner, scale and the quiz-answer
+    source of the build.
     ``audit_exports`` records the head hash of every ``chNN/audit_export.jsonl`` and
     ``audit_head`` the latest chapter's: a short value an instructor can keep as an anchor.
     """

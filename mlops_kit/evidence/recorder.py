@@ -19,6 +19,7 @@ from .._io import atomic_path, atomic_write_json, atomic_write_text, json_defaul
 from ..errors import CheckFailedError, EvidenceError, ValidationError
 from .layout import (AUDIT_EXPORT, RESERVED, WORK_DIR, WORK_ENV, chapter_dirname, kit_version,
                      validate_chapter)
+from .learners import SEED_SOURCES, resolve_seed, validate_learner_id
 from .quiz import ANSWER_LETTERS, show_quiz
 
 __all__ = ["Recorder", "start_chapter", "ANSWER_LETTERS"]
@@ -74,14 +75,23 @@ class Recorder:
         The run's ``seed`` (int >= 0) and ``scale`` parameters, recorded in ``run.json``.
     quiz_answers:
         The ``quiz_answers`` parameter: question id -> letter, or None (unanswered).
+    learner, seed_source:
+        The learner id the run is for (or None) and how the seed was chosen (one of
+        ``learners.SEED_SOURCES``), recorded in ``run.json``; ``start_chapter`` fills both.
 
     Starting a recorder clears the chapter's previous evidence and scratch workspaces, so
     re-running a notebook never mixes two runs.
     """
 
     def __init__(self, chapter: int, *, evidence_dir: str | os.PathLike[str], seed: int,
-                 scale: Any, quiz_answers: Mapping[str, str | None] | None = None) -> None:
+                 scale: Any, quiz_answers: Mapping[str, str | None] | None = None,
+                 learner: str | None = None, seed_source: str = "explicit") -> None:
         self.chapter = validate_chapter(chapter)
+        self.learner = validate_learner_id(learner) if learner is not None else None
+        if seed_source not in SEED_SOURCES:
+            raise ValidationError(f"Recorder: seed_source must be one of {SEED_SOURCES}, got {seed_source!r}.",
+                                  fix="Let start_chapter choose it from the seed and learner parameters.")
+        self.seed_source = seed_source
         if evidence_dir is None or str(evidence_dir) == "":
             raise ValidationError("Recorder: evidence_dir is empty.",
                                   fix="Pass the evidence pack folder, e.g. '../evidence'.")
@@ -109,6 +119,7 @@ class Recorder:
         atomic_write_json(self.dir / "run.json", {
             "chapter": self.chapter, "seed": self.seed, "scale": self.scale,
             "kit_version": kit_version(), "quiz_answers_given": self.quiz_answers is not None,
+            "learner": self.learner, "seed_source": self.seed_source,
         })
 
     def __repr__(self) -> str:
@@ -324,7 +335,7 @@ class Recorder:
         artifacts = {p.name: sha256_file(p) for p in sorted(self.dir.iterdir())
                      if p.is_file() and p.name != "complete.json" and not p.name.startswith(".")}
         marker = atomic_write_json(self.dir / "complete.json", {
-            "chapter": self.chapter, "seed": self.seed, "scale": self.scale,
+            "chapter": self.chapter, "seed": self.seed, "scale": self.scale, "learner": self.learner,
             "checks": [{"id": c["id"], "passed": c["passed"]} for c in self._checks.values()],
             "artifacts": artifacts,
         })
@@ -334,9 +345,15 @@ class Recorder:
         return marker
 
 
-def start_chapter(chapter: int, *, evidence_dir: str | os.PathLike[str], seed: int,
-                  scale: Any, quiz_answers: Mapping[str, str | None] | None = None) -> Recorder:
+def start_chapter(chapter: int, *, evidence_dir: str | os.PathLike[str], seed: int | None = None,
+                  scale: Any, quiz_answers: Mapping[str, str | None] | None = None,
+                  learner: str | None = None) -> Recorder:
     """Create the chapter's ``Recorder`` from the notebook's ``parameters`` values.
+
+    The seed is chosen by ``learners.resolve_seed``: ``seed=None`` runs the learner's own
+    world (derived from ``learner``), or the course default (7) without a learner; an explicit
+    seed wins and, with a learner, is recorded as an override. The notebook then reads the
+    seed it runs on from ``rec.seed``.
 
     Examples
     --------
@@ -344,13 +361,16 @@ def start_chapter(chapter: int, *, evidence_dir: str | os.PathLike[str], seed: i
     >>> rec = start_chapter(1, evidence_dir=tempfile.mkdtemp(), seed=7, scale=1)
     >>> rec.dir.name
     'ch01'
+    >>> start_chapter(1, evidence_dir=tempfile.mkdtemp(), scale=1, learner="ada").seed_source
+    'learner'
 
     Inside a notebook kernel it first shows the learner's progress (``progress_widget``) as it
     stood before this run clears the chapter's earlier evidence.
     """
+    seed, source = resolve_seed(seed, learner)
     _show_progress(chapter, evidence_dir)
     return Recorder(chapter, evidence_dir=evidence_dir, seed=seed, scale=scale,
-                    quiz_answers=quiz_answers)
+                    quiz_answers=quiz_answers, learner=learner, seed_source=source)
 
 
 def _show_progress(chapter: Any, evidence_dir: Any) -> None:

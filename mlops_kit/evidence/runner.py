@@ -26,6 +26,7 @@ from .._time import system_clock
 from ..errors import EvidenceError, NotebookParameterError, ValidationError
 from .engines import engine_plans
 from .layout import CHAPTER_RE, IGNORED_TOP, WORK_DIR, WORK_ENV, chapter_dirname
+from .learners import resolve_seed, validate_learner_id
 from .manifest import write_manifest
 from .schedule import longest_first
 
@@ -235,7 +236,7 @@ def run_chapter(number: int, notebook: str, executed_path: str, parameters: dict
 
 def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[str] | None = None,
                    chapters: list[int] | None = None, seed: int | None = None,
-                   scale: Any = None, quiz_answers: str | os.PathLike[str] | None = None,
+                   learner: str | None = None, scale: Any = None, quiz_answers: str | os.PathLike[str] | None = None,
                    workspace: str | os.PathLike[str] | None = None, timeout: int = 600,
                    grade: bool = True, rubric: str | os.PathLike[str] | None = None,
                    progress: Callable[[str], None] = print, jobs: int | None = None,
@@ -253,6 +254,11 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
         Chapter numbers to build (default: every notebook found).
     seed, scale:
         Passed as parameters when given; otherwise each notebook's defaults apply.
+    learner:
+        The learner id the pack is for: every chapter runs on that learner's world (the seed
+        ``learners.derive_seed(learner)``) unless ``seed`` is given, which then wins and is
+        recorded as an override. The manifest's parameters record ``learner``, the ``seed``
+        used and its ``seed_source``.
     quiz_answers:
         A JSON file of question id -> letter, or ``'key'`` for the answer key (reference
         builds). Default: ``<out>/quiz_answers.json`` if the learner's form saved one.
@@ -297,6 +303,9 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
         raise ValidationError(f"--jobs must be a positive integer, got {jobs!r}.", fix="Pass e.g. --jobs 2.")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValidationError(f"--seed must be an integer >= 0, got {seed!r}.", fix="Pass e.g. 7.")
+    if learner is not None:
+        validate_learner_id(learner, what="--learner")
+    used_seed, seed_source = resolve_seed(seed, learner)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
         raise ValidationError(f"--timeout must be a positive number of seconds, got {timeout!r}.",
                               fix="Pass e.g. --timeout 600.")
@@ -306,7 +315,7 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
         rubric = Path(rubric) if rubric is not None else default_rubric_path()
         load_rubric(rubric)
     extra = dict(extra_parameters) if isinstance(extra_parameters, Mapping) else extra_parameters
-    managed = {"evidence_dir", "seed", "scale", "quiz_answers"}
+    managed = {"evidence_dir", "seed", "learner", "scale", "quiz_answers"}
     if extra is not None and (not isinstance(extra, dict) or not all(isinstance(k, str) for k in extra)
                               or managed & set(extra)):
         raise ValidationError(f"extra_parameters must map parameter names to values, without "
@@ -326,6 +335,8 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
         params: dict[str, Any] = {"evidence_dir": str(root), **(extra or {}), **per_chapter[number]}
         if seed is not None:
             params["seed"] = seed
+        if learner is not None:
+            params["learner"] = learner
         if scale is not None:
             params["scale"] = scale
         mine = _chapter_answers(number, answers)
@@ -365,7 +376,8 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
                     progress(f"[{bar}] {len(done)}/{len(tasks)} chapter {number}: {_status_line(status)}")
             result.chapters = {str(n): done[n] for n in sorted(done)}
     write_manifest(root, chapters=result.chapters,
-                   parameters={"seed": seed, "scale": scale, "quiz_answers_source": source,
+                   parameters={"seed": used_seed, "seed_source": seed_source, "learner": learner,
+                               "scale": scale, "quiz_answers_source": source,
                                "timeout_s": timeout,
                                **({"engines": _masked(per_chapter)} if given else {})},
                    built_at=system_clock().isoformat(timespec="seconds"))

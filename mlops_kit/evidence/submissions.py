@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import EvidenceError, ValidationError
+from .learners import LEARNER_ID_RE
 from .manifest import MANIFEST
 
 __all__ = ["ARCHIVE_SUFFIXES", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_FILES", "ROSTER", "Submission",
@@ -32,7 +33,6 @@ ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
 ROSTER = "roster.csv"
 DEFAULT_MAX_BYTES = 1 << 30        # 1 GiB uncompressed per pack: a real pack is a few MB
 DEFAULT_MAX_FILES = 5000
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
 
 
 class UnreadableSubmission(EvidenceError):
@@ -79,7 +79,7 @@ def find_submissions(folder: str | os.PathLike[str]) -> tuple[list[Submission], 
                                     else "not a pack (expected a folder, .zip or .tar.gz named by learner id)")
             continue
         learner, kind = parsed
-        if not _ID_RE.match(learner):
+        if not LEARNER_ID_RE.match(learner) or ".." in learner:
             rejected[entry.name] = f"learner id {learner!r} is not a plain id (letters, digits, _ . @ + -)"
         elif learner in found:
             rejected[entry.name] = f"a second submission for {learner!r} (also {found[learner].path.name})"
