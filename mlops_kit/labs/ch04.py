@@ -36,7 +36,8 @@ from ..registry import (ColumnSpec, DataSnapshot, FeatureRef, Lineage, ModelMeta
 
 __all__ = [
     "MODEL", "REQUEST_INPUTS", "LabData", "FraudScorer", "make_data", "feature_views", "model_signature",
-    "train_scorer", "register_scorer", "lab_registry", "frame_sha256", "CLOCK_START",
+    "train_scorer", "register_scorer", "lab_registry", "frame_sha256", "CLOCK_START", "SERVING_INPUTS",
+    "BASELINE_INPUTS",
 ]
 
 MODEL = "fraud_scorer"
@@ -50,6 +51,11 @@ _VOCAB = {"merchant_category": C.CATEGORIES, "channel": C.CHANNELS, "risk_tier":
           "account_status": C.ACCOUNT_STATUSES}
 _FILL = {"merchant_category": C.CATEGORIES[0], "channel": C.CHANNELS[0], "risk_tier": C.RISK_TIERS[0],
          "account_status": C.ACCOUNT_STATUSES[0]}
+#: every column a scoring request carries: the request itself and every feature-store feature
+SERVING_INPUTS = (*REQUEST_INPUTS, *USER_STATS_FEATURES, *MERCHANT_RISK_FEATURES, *PROFILE_FEATURES)
+#: the first production model's inputs: no ``user_transaction_stats`` view (velocity, the amount
+#: against the user's usual amount), which carries the account-takeover and unusual-amount signal
+BASELINE_INPUTS = (*REQUEST_INPUTS, *MERCHANT_RISK_FEATURES, *PROFILE_FEATURES)
 
 
 def frame_sha256(df: pd.DataFrame) -> str:
@@ -163,14 +169,14 @@ class FraudScorer:
 
 def train_scorer(data: LabData, *, kind: str = "logistic", inputs: tuple[str, ...] | None = None,
                  seed: int = 0) -> tuple[FraudScorer, dict[str, Any]]:
-    """Fit a scorer on ``data.train`` and measure it on ``data.eval``.
+    """Fit a scorer over ``inputs`` (default :data:`SERVING_INPUTS`) on ``data.train``; measure it on ``data.eval``.
 
     Returns the scorer and a report: ``auc``, ``segment_auc`` (by channel), ``parameters``.
     """
     if kind not in ("logistic", "hgb"):
         raise ValidationError(f"train_scorer: kind must be 'logistic' or 'hgb', got {kind!r}.",
                               fix="Pass kind='logistic' or kind='hgb'.")
-    inputs = tuple(inputs or (*REQUEST_INPUTS, *_VIEW_OF))
+    inputs = tuple(inputs or SERVING_INPUTS)
     model_signature(inputs)  # validates the names
     probe = FraudScorer(None, inputs, ())
     full = probe._full_matrix(data.train.head(1))

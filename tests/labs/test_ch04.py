@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit.datasets import PROFILE_FEATURES
+from mlops_kit.datasets import MERCHANT_RISK_FEATURES, PROFILE_FEATURES, USER_STATS_FEATURES
 from mlops_kit.errors import IntegrityError, ValidationError
 from mlops_kit.evidence.grading import ch04 as grading
 from mlops_kit.evidence.grading.base import GradingContext
@@ -99,6 +99,25 @@ def test_lite_scorer_ignores_profile_columns(data, scorers):
     scrambled["risk_tier"] = "high"
     assert np.array_equal(lite.predict(data.eval), lite.predict(scrambled))
     assert not set(PROFILE_FEATURES) & set(lite.inputs)
+
+
+def test_baseline_reads_no_velocity_view_and_the_default_reads_every_view(tmp_path, data, scorers):
+    (full, r_full), _ = scorers
+    base, r_base = ch04.train_scorer(data, kind="logistic", inputs=ch04.BASELINE_INPUTS, seed=SEED)
+    assert set(ch04.SERVING_INPUTS) == {*ch04.REQUEST_INPUTS, *USER_STATS_FEATURES, *MERCHANT_RISK_FEATURES,
+                                        *PROFILE_FEATURES} == set(full.inputs)
+    assert set(ch04.SERVING_INPUTS) - set(base.inputs) == set(USER_STATS_FEATURES)
+    scrambled = data.eval.copy()
+    for name in USER_STATS_FEATURES:  # the baseline never sees them: any values give the same scores
+        scrambled[name] = 1e6
+    assert np.array_equal(base.predict(data.eval), base.predict(scrambled))
+    assert not np.array_equal(full.predict(data.eval), full.predict(scrambled))
+    reg, _ = ch04.lab_registry(Workspace(tmp_path / "ws"))
+    ch04.register_scorer(reg, data, base, r_base, author="ana", code_revision="c1", run_id="r1")
+    ch04.register_scorer(reg, data, full, r_full, author="ana", code_revision="c2", run_id="r2")
+    views = {v: sorted(ref.view for ref in reg.get_model_version(ch04.MODEL, v).lineage.features) for v in (1, 2)}
+    assert views == {1: ["merchant_risk", "user_profile_features"],
+                     2: ["merchant_risk", "user_profile_features", "user_transaction_stats"]}
 
 
 def test_gate_checker_accepts_reference_and_flags_a_wrong_gate():

@@ -1,29 +1,50 @@
-"""Chapter 4, section 2 holds in every world: the retyped merchant_category silently changes the
-serving scores by far more than the check's minimum, and the contract catches it.
+"""Chapter 4's story holds in every world.
+
+Section 2: the retyped merchant_category silently changes the serving scores by far more than
+the check's minimum, and the contract catches it. Section 5: v2 (the baseline's inputs plus the
+``user_transaction_stats`` view) beats the v1 baseline on the same evaluation set by well over
+the gate's minimum gain and loses no channel beyond the segment tolerance, while the lite v3
+(the baseline without the profile view) does not beat v1, so the gate blocks v3 and passes v2.
 
 Runs the chapter's story functions (not the notebook) on the notebook's default scale for a
 fixed list of seeds, including the default 7 and the two seeds the chapter was built with
-when its old AUC-based claim failed (123457, 9001).
+when its old claims failed (123457, 9001).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 
+from mlops_kit.datasets import PROFILE_FEATURES, USER_STATS_FEATURES
 from mlops_kit.labs import ch04, ch04_ops as ops
 from mlops_kit.registry import check_contract
 
 SEEDS = (0, 1, 2, 3, 5, 7, 9001, 123457)
+GATE_SEEDS = (*range(10), 9001, 123457)
 #: the notebook's ``assume["min_score_change"]``: the median relative score change the check requires
 MIN_SCORE_CHANGE = 0.10
-MARGIN = 1.5
+#: measured with the v1 baseline (no velocity view): 0.119 for seed 9001, at least 0.15 for the other seeds;
+#: the common, average-risk categories (grocery, restaurants) move least, and in 9001 they hold the median
+MARGIN = 1.1
+#: the notebook's ``assume["min_auc_gain"]`` and ``assume["segment_tolerance"]``
+MIN_AUC_GAIN = 0.005
+SEGMENT_TOLERANCE = 0.04
+
+
+def _auc(labels, scores):
+    """Mann-Whitney AUC from average ranks (ties count one half), independent of sklearn."""
+    ranks = rankdata(scores)
+    pos = labels == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    return (ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_retyped_category_silently_changes_scores_and_breaks_the_contract(seed):
     data = ch04.make_data(seed=seed, scale=1)
-    scorer, _ = ch04.train_scorer(data, kind="logistic", seed=seed)
+    scorer, _ = ch04.train_scorer(data, kind="logistic", inputs=ch04.BASELINE_INPUTS, seed=seed)
     changed = ops.upstream_payload(data, seed=seed, scale=1, change="retype", field="merchant_category")
     inputs = list(scorer.inputs)
     sig = ch04.model_signature(scorer.inputs)
@@ -47,3 +68,27 @@ def test_retyped_category_silently_changes_scores_and_breaks_the_contract(seed):
     assert impact["median_relative_change"] == pytest.approx(
         float(np.median(np.abs(expected_after - before) / before)), rel=1e-9)
     assert impact["rows_changed"] == int((np.abs(expected_after - before) > 1e-9).sum())
+
+
+@pytest.mark.parametrize("seed", GATE_SEEDS)
+def test_v2_beats_the_baseline_in_every_channel_and_the_lite_v3_does_not(seed):
+    data = ch04.make_data(seed=seed, scale=1)
+    v1, r1 = ch04.train_scorer(data, kind="logistic", inputs=ch04.BASELINE_INPUTS, seed=seed)
+    v2, r2 = ch04.train_scorer(data, kind="logistic", seed=seed)
+    lite = tuple(c for c in v1.inputs if c not in PROFILE_FEATURES)
+    v3, r3 = ch04.train_scorer(data, kind="logistic", inputs=lite, seed=seed)
+    assert set(v1.inputs) < set(v2.inputs) and set(v2.inputs) - set(v1.inputs) == set(USER_STATS_FEATURES)
+
+    labels = data.eval["is_fraud"].astype(int).to_numpy()
+    channel = data.eval["channel"].astype(str).to_numpy()
+    scores = {k: m.predict(data.eval) for k, m in (("v1", v1), ("v2", v2), ("v3", v3))}
+    for key, report in (("v1", r1), ("v2", r2), ("v3", r3)):
+        assert report["auc"] == pytest.approx(_auc(labels, scores[key]), abs=1e-12)
+    gain = r2["auc"] - r1["auc"]
+    assert gain >= 2 * MIN_AUC_GAIN, (seed, gain)           # the gate passes v2 with margin
+    for name, segment in r1["segment_auc"].items():
+        mask = channel == name.split("=", 1)[1]
+        drop = _auc(labels[mask], scores["v1"][mask]) - _auc(labels[mask], scores["v2"][mask])
+        assert drop == pytest.approx(segment["auc"] - r2["segment_auc"][name]["auc"], abs=1e-12)
+        assert drop <= SEGMENT_TOLERANCE / 2, (seed, name, drop)   # no channel near the tolerance
+    assert r3["auc"] - r1["auc"] <= MIN_AUC_GAIN - 0.005, (seed, r3["auc"] - r1["auc"])  # the gate blocks v3
