@@ -19,6 +19,7 @@ first read of fresh keys pays the CPU-cache misses): ``get_online_features`` as 
 table layout and page cache size (one prepared ``WHERE user_id = ?`` / ``IN (...)`` query).
 
     python benchmarks/online.py [--entities 10000,100000] [--calls 10000] [--rounds 3] [--repeats 5]
+                                [--row-group-rows N] [--skip-reads]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mlops_kit._time import FixedClock  # noqa: E402
+from mlops_kit.features import offline as offline_writer  # noqa: E402
 from mlops_kit.features import Entity, FeatureStore, FeatureView, Field  # noqa: E402
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
@@ -206,7 +208,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--row-group-rows", default="",
+                        help="comma-separated rows per offline row group, measured interleaved "
+                             "(default: the kit's)")
+    parser.add_argument("--skip-reads", action="store_true", help="materialize only")
     args = parser.parse_args()
+    kit_rows = offline_writer.ROW_GROUP_ROWS
+    group_sizes = [int(x) for x in args.row_group_rows.split(",") if x] or [kit_rows]
     load_start = os.getloadavg()
     print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, "
           f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM, Python {platform.python_version()}, "
@@ -214,13 +222,23 @@ def main() -> None:
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in load_start)}")
     for n in (int(x) for x in args.entities.split(",")):
         df = frame(1_000_000, n, args.seed)
-        runs = [materialize_round(df, f"m{n}-{i}") for i in range(args.repeats)]
-        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        print(f"materialize 1,000,000 rows / {n:,} entities (median of {args.repeats} s; runs):")
-        for k, v in med.items():
-            print(f"  {k:>12}: {v:.4f}  {[round(r[k], 4) for r in runs]}")
-        print(f"  kit / raw total {med['kit'] / med['raw total']:.2f}x; kit - raw total "
-              f"{(med['kit'] - med['raw total']) * 1e3:+.1f} ms")
+        by_size: dict[int, list[dict[str, float]]] = {g: [] for g in group_sizes}
+        for i in range(args.repeats):  # row group sizes interleaved, run by run
+            for g in group_sizes:
+                offline_writer.ROW_GROUP_ROWS = g
+                by_size[g].append(materialize_round(df, f"m{n}-{g}-{i}"))
+        offline_writer.ROW_GROUP_ROWS = kit_rows
+        for g, runs in by_size.items():
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            print(f"materialize 1,000,000 rows / {n:,} entities, row groups of {g:,} rows "
+                  f"(median of {args.repeats} s; runs):")
+            for k, v in med.items():
+                print(f"  {k:>12}: {v:.4f}  {[round(r[k], 4) for r in runs]}")
+            print(f"  kit / raw total {med['kit'] / med['raw total']:.2f}x; kit - raw total "
+                  f"{(med['kit'] - med['raw total']) * 1e3:+.1f} ms")
+    if args.skip_reads:
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
     lat = measure_reads(args.read_entities, args.calls, args.rounds, args.seed)
     print(f"reads over {args.read_entities:,} stored entities, {args.rounds} rounds x {args.calls:,} calls "
           f"(p50 / p99 ms pooled; p99 per round):")

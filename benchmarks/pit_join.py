@@ -11,16 +11,25 @@ input order as a pandas DataFrame. It does not break ties on the created timesta
 
     python benchmarks/pit_join.py [--entities 10000] [--feature-rows 1000000]
                                   [--entity-rows 100000] [--repeats 3]
+    python benchmarks/pit_join.py --sizes 100k:1M,1M:10M --row-group-rows 1048576,262144,131072
 
-Scale run (kit only, feature rows generated and ingested in chunks, RSS sampled every 50 ms):
+``--sizes E:F,...`` runs each size (E entity rows against F feature rows over F/100 entities)
+in turn; ``--row-group-rows`` writes one store per offline row group size and interleaves them
+run by run; ``--memory-limit`` sets the DuckDB memory limit of the kit's store and of the raw
+baseline's connection alike (both spill to a temp folder of the workspace).
 
-    python benchmarks/pit_join.py --entities 1000000 --feature-rows 100000000 \
-        --entity-rows 10000000 --chunks 20 --kit-only --repeats 1
+Scale run (feature rows generated and ingested in chunks once into ``--workspace``, reused by
+later runs; RSS sampled every 50 ms, reported per variant; ``--generate-only`` stops after the ingest):
+
+    python benchmarks/pit_join.py --sizes 10M:100M --chunks 20 --workspace build/bench-10m --generate-only
+    python benchmarks/pit_join.py --sizes 10M:100M --chunks 20 --workspace build/bench-10m \
+        --memory-limit 1500MB --skip-pandas --repeats 1
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -47,9 +56,26 @@ T0 = pd.Timestamp("2024-01-01", tz="UTC")
 FEATURES = [f"f{i}" for i in range(5)]
 
 
-def make_data(n_entities: int, n_rows: int, n_entity_rows: int, seed: int):
+SPAN_US = 30 * 86_400 * 10**6
+_UNITS = {"k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def count(text: str) -> int:
+    """``100k`` / ``10M`` / ``1000`` -> an int."""
+    text = text.strip().lower()
+    return int(float(text[:-1]) * _UNITS[text[-1]]) if text[-1:] in _UNITS else int(text)
+
+
+def make_entity_df(n_entities: int, n_entity_rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng([seed, 1])
+    ets = T0 + pd.to_timedelta(rng.integers(0, SPAN_US, n_entity_rows), unit="us")
+    return pd.DataFrame({"user_id": rng.integers(0, n_entities, n_entity_rows).astype("int64"),
+                         "event_timestamp": ets.astype("datetime64[us, UTC]")})
+
+
+def make_data(n_entities: int, n_rows: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    span_us = 30 * 86_400 * 10**6
+    span_us = SPAN_US
     ts = T0 + pd.to_timedelta(rng.integers(0, span_us, n_rows), unit="us")
     feats = pd.DataFrame({"user_id": rng.integers(0, n_entities, n_rows).astype("int64"),
                           "event_timestamp": ts.astype("datetime64[us, UTC]")})
@@ -57,10 +83,7 @@ def make_data(n_entities: int, n_rows: int, n_entity_rows: int, seed: int):
                         + pd.to_timedelta(rng.integers(0, 3_600 * 10**6, n_rows), unit="us"))
     for name in FEATURES:
         feats[name] = rng.normal(size=n_rows)
-    ets = T0 + pd.to_timedelta(rng.integers(0, span_us, n_entity_rows), unit="us")
-    entity_df = pd.DataFrame({"user_id": rng.integers(0, n_entities, n_entity_rows).astype("int64"),
-                              "event_timestamp": ets.astype("datetime64[us, UTC]")})
-    return feats, entity_df
+    return feats
 
 
 class PeakRss:
@@ -77,10 +100,22 @@ class PeakRss:
         while not self._stop.wait(0.05):
             self.peak = max(self.peak, self.proc.memory_info().rss)
 
+    def reset(self) -> int:
+        """The peak since the last reset (or start); starts a new interval."""
+        peak, self.peak = max(self.peak, self.proc.memory_info().rss), self.proc.memory_info().rss
+        return peak
+
     def stop(self) -> int:
         self._stop.set()
         self._thread.join()
         return max(self.peak, self.proc.memory_info().rss)
+
+
+def raw_connection(memory_limit: str | None, spill: Path) -> duckdb.DuckDBPyConnection:
+    if memory_limit is None:
+        return duckdb.connect()
+    spill.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill)})
 
 
 def raw_duckdb(con, files: list[Path], entity_df: pd.DataFrame) -> pd.DataFrame:
@@ -106,11 +141,119 @@ def pandas_merge_asof(feats: pd.DataFrame, entity_df: pd.DataFrame) -> pd.DataFr
     return out.sort_values("__rid").drop(columns=["__rid", "feature_ts", "created"]).reset_index(drop=True)
 
 
+def build_store(root: Path, sizes: tuple[int, int, int], chunks: int, seed: int,
+                memory_limit: str | None) -> tuple[FeatureStore, float | None]:
+    """A store holding the feature rows: reused when ``root`` already holds the same data."""
+    n_entities, n_rows, _ = sizes
+    from mlops_kit.features import offline as offline_writer
+    marker = root / "bench-data.json"
+    spec = {"entities": n_entities, "feature_rows": n_rows, "chunks": chunks, "seed": seed,
+            "row_group_rows": offline_writer.ROW_GROUP_ROWS}
+    kwargs = {} if memory_limit is None else {"duckdb_memory_limit": memory_limit}
+    if marker.exists() and json.loads(marker.read_text()) == spec:
+        return FeatureStore(root, **kwargs), None
+    if root.exists():
+        shutil.rmtree(root)
+    store = FeatureStore(root, **kwargs)
+    user = Entity(name="user", join_keys=["user_id"])
+    view = FeatureView(name="user_stats", entities=[user], schema=[Field(name=c, dtype="float64") for c in FEATURES],
+                       ttl=timedelta(hours=48), created_timestamp_column="created")
+    store.apply([view])
+    t = time.perf_counter()
+    for chunk in range(chunks):
+        store.ingest("user_stats", make_data(n_entities, n_rows // chunks, seed + chunk))
+    elapsed = time.perf_counter() - t
+    marker.write_text(json.dumps(spec))
+    return store, elapsed
+
+
+def run_size(args: argparse.Namespace, sizes: tuple[int, int, int], sampler: PeakRss) -> None:
+    from mlops_kit.features import offline as offline_writer
+    n_entities, n_rows, n_entity_rows = sizes
+    group_sizes = [count(x) for x in args.row_group_rows.split(",") if x] or [offline_writer.ROW_GROUP_ROWS]
+    kit_rows = offline_writer.ROW_GROUP_ROWS
+    base = Path(args.workspace) if args.workspace else Path(tempfile.mkdtemp(prefix="pit-bench-"))
+    stores: dict[int, FeatureStore] = {}
+    for g in group_sizes:
+        offline_writer.ROW_GROUP_ROWS = g
+        root = base if len(group_sizes) == 1 else base / f"rg{g}"
+        stores[g], gen_s = build_store(root, sizes, args.chunks, args.seed, args.memory_limit)
+        print(f"row groups of {g:,} rows: " + ("data reused from " + str(root) if gen_s is None else
+              f"generated and ingested {n_rows:,} rows in {args.chunks} chunk(s) in {gen_s:.1f} s"))
+    offline_writer.ROW_GROUP_ROWS = kit_rows
+    if args.generate_only:
+        return
+    entity_df = make_entity_df(n_entities, n_entity_rows, args.seed)
+    feats = None if args.skip_pandas or args.chunks > 1 else make_data(n_entities, n_rows, args.seed)
+    refs = [f"user_stats:{c}" for c in FEATURES]
+    raw_cons = {g: raw_connection(args.memory_limit, stores[g].workspace.tmp_dir / "raw-duckdb")
+                for g in group_sizes}
+    runs: dict[str, list[float]] = {}
+    peaks: dict[str, int] = {}
+    agree: dict[int, float] = {}
+    with_value: dict[int, int] = {}
+    sampler.reset()
+    for _ in range(args.repeats):
+        for g in group_sizes:
+            store = stores[g]
+            t = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LateDataWarning)
+                out = store.get_historical_features(entity_df, refs)
+            runs.setdefault(f"kit rg={g}", []).append(time.perf_counter() - t)
+            peaks[f"kit rg={g}"] = max(peaks.get(f"kit rg={g}", 0), sampler.reset())
+            kit_f0 = out["f0"].to_numpy(dtype=float, na_value=np.nan)
+            with_value[g] = int(np.count_nonzero(~np.isnan(kit_f0)))
+            del out
+            if args.kit_only:
+                continue
+            t = time.perf_counter()
+            out = raw_duckdb(raw_cons[g], store.offline_files("user_stats"), entity_df)
+            runs.setdefault(f"raw rg={g}", []).append(time.perf_counter() - t)
+            peaks[f"raw rg={g}"] = max(peaks.get(f"raw rg={g}", 0), sampler.reset())
+            agree[g] = float(np.mean(np.isclose(kit_f0, out["f0"].to_numpy(dtype=float), equal_nan=True)))
+            del out
+            if feats is not None:
+                t = time.perf_counter()
+                pandas_merge_asof(feats, entity_df)
+                runs.setdefault(f"pandas rg={g}", []).append(time.perf_counter() - t)
+                peaks[f"pandas rg={g}"] = max(peaks.get(f"pandas rg={g}", 0), sampler.reset())
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    print(f"sizes: {n_entity_rows:,} entity rows x {n_rows:,} feature rows, {n_entities:,} entities, "
+          f"5 float features, created column, TTL 48h; DuckDB memory_limit "
+          f"{args.memory_limit or 'kit default / DuckDB default'}; load avg {os.getloadavg()[0]:.2f}")
+    for name, values in runs.items():
+        print(f"{name:>22}: median {med[name]:.3f} s  runs {[round(v, 3) for v in values]}  "
+              f"peak RSS {peaks.get(name, 0) / 2**20:,.0f} MiB")
+    for g in group_sizes:
+        if f"raw rg={g}" in med:
+            print(f"row groups {g:,}: kit / raw_duckdb_asof {med[f'kit rg={g}'] / med[f'raw rg={g}']:.2f}x; "
+                  f"kit and raw agree on f0 for {agree[g]:.4%} of rows")
+        if f"pandas rg={g}" in med:
+            print(f"row groups {g:,}: kit / pandas_merge_asof {med[f'kit rg={g}'] / med[f'pandas rg={g}']:.2f}x")
+        print(f"row groups {g:,}: kit output {n_entity_rows:,} rows, {with_value[g]:,} with a value")
+    first = group_sizes[0]
+    for g in group_sizes[1:]:
+        print(f"kit rg={g:,} / kit rg={first:,}: {med[f'kit rg={g}'] / med[f'kit rg={first}']:.2f}x")
+    for g, store in stores.items():
+        store.close()
+    for con in raw_cons.values():
+        con.close()
+    if not args.workspace:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=10_000)
     parser.add_argument("--feature-rows", type=int, default=1_000_000)
     parser.add_argument("--entity-rows", type=int, default=100_000)
+    parser.add_argument("--sizes", default="", help="E:F[,E:F...]: entity rows x feature rows "
+                        "(F/100 entities), e.g. 100k:1M,1M:10M or 10M:100M; overrides the three above")
+    parser.add_argument("--row-group-rows", default="", help="comma-separated offline row group sizes")
+    parser.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 1500MB")
+    parser.add_argument("--workspace", default="", help="keep (and reuse) the generated store here")
+    parser.add_argument("--generate-only", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-pandas", action="store_true")
@@ -118,69 +261,24 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=1)
     args = parser.parse_args()
     sampler = PeakRss()
-
-    per_chunk = args.feature_rows // args.chunks
-    feats, entity_df = make_data(args.entities, per_chunk, args.entity_rows, args.seed)
-    root = Path(tempfile.mkdtemp(prefix="pit-bench-"))
-    store = FeatureStore(root)
-    user = Entity(name="user", join_keys=["user_id"])
-    view = FeatureView(name="user_stats", entities=[user], schema=[Field(name=c, dtype="float64") for c in FEATURES],
-                       ttl=timedelta(hours=48), created_timestamp_column="created")
-    store.apply([view])
-    t = time.perf_counter()
-    store.ingest("user_stats", feats)
-    for chunk in range(1, args.chunks):
-        del feats
-        feats, _ = make_data(args.entities, per_chunk, 0, args.seed + chunk)
-        store.ingest("user_stats", feats)
-    ingest_s = time.perf_counter() - t
-    files = store.offline_files("user_stats")
-    refs = [f"user_stats:{c}" for c in FEATURES]
-    raw_con = duckdb.connect()
-    runs = {"kit": [], "raw_duckdb_asof": [], "pandas_merge_asof": []}
-    kit_out = raw_out = None
-    if args.chunks > 1:
-        del feats
-        args.skip_pandas = True
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", LateDataWarning)
-            kit_out = store.get_historical_features(entity_df, refs)
-        runs["kit"].append(time.perf_counter() - t)
-        if args.kit_only:
-            continue
-        t = time.perf_counter()
-        raw_out = raw_duckdb(raw_con, files, entity_df)
-        runs["raw_duckdb_asof"].append(time.perf_counter() - t)
-        if not args.skip_pandas:
-            t = time.perf_counter()
-            pandas_merge_asof(feats, entity_df)
-            runs["pandas_merge_asof"].append(time.perf_counter() - t)
-    peak = sampler.stop()
-    med = {k: statistics.median(v) for k, v in runs.items() if v}
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cpus, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
-          f"load avg {os.getloadavg()[0]:.2f}")
+          f"load avg at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"versions: python {platform.python_version()}, duckdb {duckdb.__version__}, pandas {pd.__version__}")
-    print(f"sizes: {args.entities:,} entities, {args.feature_rows:,} feature rows, "
-          f"{args.entity_rows:,} entity rows, 5 float features, created column, TTL 48h")
-    print(f"ingest: {ingest_s:.3f} s")
-    for name, values in runs.items():
-        if values:
-            print(f"{name:>18}: median {med[name]:.3f} s  runs {[round(v, 3) for v in values]}")
-    if "raw_duckdb_asof" in med:
-        print(f"ratio kit / raw_duckdb_asof: {med['kit'] / med['raw_duckdb_asof']:.2f}x (target <= 1.00x)")
-        agree = float(np.mean(np.isclose(kit_out["f0"].to_numpy(dtype=float, na_value=np.nan),
-                                         raw_out["f0"].to_numpy(dtype=float), equal_nan=True)))
-        print(f"kit and raw agree on f0 for {agree:.4%} of rows (a difference would be a tie the raw "
-              "query broke arbitrarily)")
-    if "pandas_merge_asof" in med:
-        print(f"ratio kit / pandas_merge_asof: {med['kit'] / med['pandas_merge_asof']:.2f}x")
-    print(f"kit output: {len(kit_out):,} rows, {int(kit_out['f0'].notna().sum()):,} with a value")
-    print(f"peak RSS of the process (sampled every 50 ms, includes the generated data): {peak / 2**20:.0f} MiB")
-    store.online.close()
-    shutil.rmtree(root, ignore_errors=True)
+    if args.sizes:
+        todo = []
+        for item in args.sizes.split(","):
+            left, _, right = item.partition(":")
+            todo.append((count(right) // 100, count(right), count(left)))
+    else:
+        todo = [(args.entities, args.feature_rows, args.entity_rows)]
+    for i, sizes in enumerate(todo):
+        if args.workspace and len(todo) > 1:
+            raise SystemExit("--workspace holds one size: pass one --sizes item with it")
+        run_size(args, sizes, sampler)
+    peak = sampler.stop()
+    print(f"peak RSS of the process (sampled every 50 ms, includes the generated data): {peak / 2**20:,.0f} MiB")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ _EPILOG = """examples:
   mlops-kit grade --self evidence/                          learners: which criteria are short, where to fix
   mlops-kit check-notebooks --fix notebooks/                clean committed notebooks
   mlops-kit doctor evidence/work/ch02 --repair              check a workspace, quarantine orphans
+  mlops-kit registry export-mlflow WS --name fraud --version 2 --tracking-uri http://127.0.0.1:5000
 """
 
 
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(2 and 6): 'sqlite' (default) or redis://host:port/db")
     build.add_argument("--offline-engine", metavar="ENGINE", help="offline engine for the chapters that take "
                        "one (2): 'duckdb' (default), 'spark' (local[2]) or spark://host:port")
+    build.add_argument("--mlflow-uri", metavar="URL", help="MLflow tracking server for chapter 4's optional "
+                       "MLflow part (http(s)://host:port); off by default")
     build.add_argument("--jobs", type=int, default=None, metavar="N",
                        help="chapters run at the same time, each in its own kernel "
                        "(default: the number of cores)")
@@ -148,6 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="move orphan files to <workspace>/quarantine/ (never deletes) and clear "
                      "abandoned reservations; run it when no other process writes the workspace")
     doc.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    reg = sub.add_parser("registry", help="carry model versions to and from an MLflow tracking server")
+    reg_sub = reg.add_subparsers(dest="action", required=True, metavar="ACTION")
+    exp = reg_sub.add_parser("export-mlflow", help="export one kit version (idempotent: a re-export is a no-op)")
+    imp = reg_sub.add_parser("import-mlflow", help="register an MLflow model version (models:/NAME/N or @ALIAS)")
+    for p in (exp, imp):
+        p.add_argument("workspace", help="workspace folder of the kit registry")
+        p.add_argument("--name", required=True, help="kit model name")
+        p.add_argument("--tracking-uri", help="MLflow server URL (default: $MLFLOW_TRACKING_URI)")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+    exp.add_argument("--version", type=int, required=True, help="kit version to export")
+    exp.add_argument("--mlflow-name", help="MLflow registered model name (default: the kit name)")
+    exp.add_argument("--replace-aliases", action="store_true", help="move aliases someone moved in MLflow")
+    imp.add_argument("--model-uri", required=True, help="models:/NAME/VERSION or models:/NAME@ALIAS")
+    imp.add_argument("--author", required=True, help="who registers the imported version in the kit")
     return parser
 
 
@@ -174,8 +192,9 @@ def _build(args: argparse.Namespace) -> int:
                             quiz_answers=args.quiz_answers,
                             workspace=args.workspace, timeout=args.timeout,
                             grade=not args.no_grade, rubric=args.rubric, jobs=args.jobs,
-                            engines={"online_store": args.online_store, "offline_engine": args.offline_engine}
-                            if args.online_store or args.offline_engine else None)
+                            engines={"online_store": args.online_store, "offline_engine": args.offline_engine,
+                                     "mlflow_uri": args.mlflow_uri}
+                            if args.online_store or args.offline_engine or args.mlflow_uri else None)
     if result.failed:
         print(f"Chapter(s) failed: {result.failed}; see the executed notebooks in "
               f"{result.out}/notebooks/.", file=sys.stderr)
@@ -265,6 +284,12 @@ def _progress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(args: argparse.Namespace) -> int:
+    from .registry._mlflow_cli import run
+
+    return run(args)
+
+
 def _check(args: argparse.Namespace) -> int:
     from .evidence import check_notebooks
     from .evidence.runner import default_notebooks_dir
@@ -283,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"evidence": _build, "grade": _grade, "release": _release,
                 "check-notebooks": _check, "doctor": _doctor, "progress": _progress,
-                "grade-class": _grade_class}
+                "grade-class": _grade_class, "registry": _registry}
     try:
         return handlers[args.command](args)
     except MlopsKitError as exc:

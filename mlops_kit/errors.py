@@ -19,7 +19,10 @@ structured fields so that tests and notebooks can inspect them without parsing t
     ├── RegistryError                         registry-specific refusals
     │   ├── MissingMetadataError              registration without the required core
     │   ├── PolicyViolationError              a promotion gate failed
-    │   └── ApprovalError                     missing or invalid approvals (separation of duties)
+    │   ├── ApprovalError                     missing or invalid approvals (separation of duties)
+    │   ├── MlflowUnavailableError            the MLflow server (or the mlflow package) cannot be used
+    │   ├── MlflowConflictError               an MLflow name or alias the kit does not own
+    │   └── MlflowExportError                 an export to MLflow failed part way (never marked complete)
     ├── RolloutError                          invalid rollout configuration or action
     ├── EvidenceError                         evidence recording, building or grading
     │   ├── CheckFailedError                  a recorded check did not pass
@@ -56,6 +59,9 @@ __all__ = [
     "MissingMetadataError",
     "PolicyViolationError",
     "ApprovalError",
+    "MlflowUnavailableError",
+    "MlflowConflictError",
+    "MlflowExportError",
     "RolloutError",
     "EvidenceError",
     "CheckFailedError",
@@ -159,6 +165,29 @@ class PolicyViolationError(RegistryError):
 
 class ApprovalError(RegistryError):
     """Approvals are missing, duplicated or given by the author."""
+
+
+class MlflowUnavailableError(RegistryError):
+    """The MLflow tracking server cannot be used: mlflow not installed, server down, or access refused.
+
+    ``details['reason']`` is ``"mlflow-missing"``, ``"down"``, ``"unhealthy"`` or ``"refused"``;
+    ``details['url']`` is the tracking URI with any password masked.
+    """
+
+
+class MlflowConflictError(RegistryError, ConflictError):
+    """An MLflow registered model or alias that the kit does not own blocks an export; nothing was written.
+
+    ``details['reason']`` is ``"name-clash"``, ``"alias-clash"`` or ``"version-clash"``.
+    """
+
+
+class MlflowExportError(RegistryError):
+    """An export to MLflow failed part way; no MLflow version was marked complete.
+
+    ``details['step']`` names the step that failed; exporting again removes the incomplete
+    version and starts over.
+    """
 
 
 class RolloutError(MlopsKitError):

@@ -1,7 +1,8 @@
 """Store engines for a build: ``--online-store`` / ``--offline-engine`` go to the chapters that take them.
 
 A chapter that exercises the store's engines declares ``online_store`` and/or
-``offline_engine`` in its ``parameters`` cell (chapter 2 both, chapter 6 ``online_store``).
+``offline_engine`` in its ``parameters`` cell (chapter 2 both, chapter 6 ``online_store``);
+chapter 4 declares ``mlflow_uri`` (its optional MLflow part, off when None).
 An engine given to a build is passed to every selected chapter that declares it and to no
 other; an engine that no selected chapter declares is refused, naming the chapters that do.
 Values are checked with the store configuration's own parsers before anything runs, so a
@@ -18,7 +19,7 @@ from ..errors import NotebookParameterError, ValidationError
 
 __all__ = ["ENGINE_PARAMETERS", "declared_parameters", "engine_plans"]
 
-ENGINE_PARAMETERS = ("online_store", "offline_engine")
+ENGINE_PARAMETERS = ("online_store", "offline_engine", "mlflow_uri")
 
 
 def declared_parameters(notebook: Path) -> set[str]:
@@ -28,15 +29,25 @@ def declared_parameters(notebook: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(notebook)))
 
 
+def _parse_mlflow_uri(value: str, *, where: str) -> str:
+    from ..features.config import mask_url
+
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1].strip("/")) == 0:
+        raise ValidationError(f"{where}: expected the http(s) URL of an MLflow tracking server, got "
+                              f"{mask_url(value)!r}.", fix="Pass e.g. --mlflow-uri http://127.0.0.1:5000.")
+    return value
+
+
 def _check_values(engines: Mapping[str, Any]) -> dict[str, str]:
     from ..features.config import parse_offline_engine, parse_online_store
 
-    parsers = {"online_store": parse_online_store, "offline_engine": parse_offline_engine}
+    parsers = {"online_store": parse_online_store, "offline_engine": parse_offline_engine,
+               "mlflow_uri": _parse_mlflow_uri}
     unknown = sorted(set(engines) - set(ENGINE_PARAMETERS))
     if unknown:
         raise ValidationError(f"engines: unknown engine setting(s) {unknown}; supported: "
                               f"{list(ENGINE_PARAMETERS)}.",
-                              fix="Use --online-store URL and/or --offline-engine ENGINE.")
+                              fix="Use --online-store URL, --offline-engine ENGINE and/or --mlflow-uri URL.")
     checked: dict[str, str] = {}
     for name, value in engines.items():
         if value is None:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from .._io import sha256_file
 from ..errors import MlopsKitError, SchemaError, ValidationError
 from .definitions import FeatureView
+from .offline import ROW_GROUP_ROWS
 from .pit import SEQ_COLUMN
 from .validation import to_arrow_rows
 
@@ -85,7 +86,7 @@ def write_partition(table: pa.Table, target: Path, tmp_root: Path,
     os.close(fd)
     tmp = Path(name)
     try:
-        pq.write_table(table, tmp, compression="zstd", compression_level=3, row_group_size=1 << 20,
+        pq.write_table(table, tmp, compression="zstd", compression_level=3, row_group_size=ROW_GROUP_ROWS,
                        use_dictionary=True, write_statistics=True, version="2.6",
                        data_page_size=1 << 20, store_schema=True)
         with open(tmp, "rb+") as handle:

@@ -86,6 +86,9 @@ class MetadataDB:
         self._con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                     check_same_thread=False)
         enable_wal(self._con)
+        self._writes = 0  # write transactions through this object (they do not move data_version)
+        self._generation_stamp: tuple[int, int] | None = None
+        self._generation = 0
         with write_transaction(self._con, what="opening the feature store metadata") as con:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -100,8 +103,11 @@ class MetadataDB:
 
         A lock held by another process past the bounded wait raises ``ConcurrentWriteError``.
         """
-        with write_transaction(self._con, what=what) as con:
-            yield con
+        try:
+            with write_transaction(self._con, what=what) as con:
+                yield con
+        finally:
+            self._writes += 1
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         return self._con.execute(sql, params).fetchall()
@@ -270,8 +276,18 @@ class MetadataDB:
         return rows[0][0] if rows else None
 
     def live_generation(self) -> int:
-        """A number that changes whenever a live pointer moves (cheap: the log's last seq)."""
-        return self._query("SELECT COALESCE(MAX(seq), 0) FROM live_version_log")[0][0]
+        """A number that changes whenever a live pointer moves: the log's last seq.
+
+        The log is re-read only when the file may have changed since the last call: SQLite's
+        ``PRAGMA data_version`` on this connection moves when any other connection (another
+        process, another store object) commits, and this object counts its own write
+        transactions (which do not move it). Otherwise the last answer is still exact.
+        """
+        stamp = (self._con.execute("PRAGMA data_version").fetchone()[0], self._writes)
+        if stamp != self._generation_stamp:
+            self._generation = self._query("SELECT COALESCE(MAX(seq), 0) FROM live_version_log")[0][0]
+            self._generation_stamp = stamp
+        return self._generation
 
     def remove_files(self, paths: Iterable[str], folders: Iterable[str]) -> int:
         """Drop manifest rows (every version) for ``paths`` and everything under ``folders``."""

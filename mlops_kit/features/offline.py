@@ -41,6 +41,10 @@ from .pit import SEQ_COLUMN, files_sql, q
 __all__ = ["IngestResult", "write_ingest", "partition_dir"]
 
 _US_PER_DAY = 86_400 * 1_000_000
+# rows per Parquet row group of the offline files: DuckDB scans one row group per thread, so a
+# 1M-row partition written as one group was read on one core (materialize 1M rows: 105 ms with
+# one group, 67 ms with 256k-row groups); files below this size are one group, as before
+ROW_GROUP_ROWS = 1 << 18
 
 
 def partition_dir(root: Path, view: FeatureView, day: str) -> Path:
@@ -52,7 +56,7 @@ class IngestResult(dict):
 
 
 def _fsync_write(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
+    pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     with open(path, "rb+") as handle:
         os.fsync(handle.fileno())
 

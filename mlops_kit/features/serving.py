@@ -6,21 +6,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .._time import UTC
+import pandas as pd
+
+from .._time import UTC, ensure_utc
 from ..errors import ValidationError
 from .definitions import FeatureView
 from .online import OnlineStore
 from .validation import FeatureRef
 
-__all__ = ["OnlinePlan", "plan_online", "read_online", "keys_of", "us_to_datetime"]
+__all__ = ["OnlinePlan", "plan_online", "read_online", "keys_of", "us_to_datetime", "datetime_to_us"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 _PLAIN_KEYS = {int, str}  # join-key value types taken as they are (type(): a bool is not an int)
 _DICT = {dict}
 
 
 def us_to_datetime(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def datetime_to_us(value: object, name: str) -> int:
+    """Microseconds since the epoch of a tz-aware instant; naive or non-time input is refused
+    (``ensure_utc``). A plain aware ``datetime`` (a clock's answer) takes no pandas round trip."""
+    if type(value) is datetime and value.utcoffset() is not None:
+        return (value - _EPOCH) // _ONE_US
+    return int(pd.Timestamp(ensure_utc(value, name=name)).value // 1000)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -13,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from .._sqlite import translate_busy
-from .._time import Clock, ensure_utc, system_clock
+from .._time import Clock, system_clock
 from ..errors import DefinitionConflictError, DefinitionError, NotFoundError, ValidationError
 from ..workspace import Workspace
 from .backfill import BackfillOps
@@ -26,14 +27,28 @@ from .online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
 from .pit import SEQ_COLUMN, files_sql, q, ts_sql
 from .retrieval import PANDAS_TYPES, RetrievalJob, plan_retrieval
 from .serving import OnlinePlan, keys_of, plan_online, read_online, us_to_datetime
+from .serving import datetime_to_us as _us
 from .spark_materialize import materialize_view_spark
 from .validation import parse_refs, to_arrow_rows
 
 __all__ = ["FeatureStore"]
 
 
-def _us(value: object, name: str) -> int:
-    return int(pd.Timestamp(ensure_utc(value, name=name)).value // 1000)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)
+
+
+def _memory_limit_arg(value: object) -> str:
+    """A DuckDB size string (``"4GB"``, ``"512MB"``, ``"1.5GiB"``) of at least 32 MB."""
+    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    unit = _SIZE_UNITS.get(match[2].lower()) if match else None
+    if unit is None or float(match[1]) * unit < 32 * 10**6:
+        raise ValidationError(f"duckdb_memory_limit must be a size of at least 32MB such as '4GB' or "
+                              f"'512MB', got {value!r}.",
+                              fix="Pass a number and a unit (B, KB, MB, GB, TB, KiB, MiB, GiB or TiB), "
+                                  "e.g. duckdb_memory_limit='2GB'.", value=repr(value))
+    return value.strip()
 
 
 class FeatureStore(BackfillOps):
@@ -55,13 +70,16 @@ class FeatureStore(BackfillOps):
         ``"duckdb"`` (default), ``"spark"``, ``"spark://host:port"`` or a ``SparkSession``;
         overrides the file's ``offline_engine`` (see ``mlops_kit.features.spark_engine``).
     duckdb_memory_limit:
-        DuckDB memory limit; larger joins spill to ``workspace.tmp_dir``.
+        DuckDB memory limit, a size such as ``"4GB"`` or ``"512MB"`` (at least 32 MB; other
+        values raise ``ValidationError`` before anything is written); larger joins spill to
+        ``workspace.tmp_dir / "duckdb"``.
     """
 
     def __init__(self, root_or_workspace: Workspace | str | os.PathLike[str], *,
                  clock: Clock | None = None, online: OnlineStore | None = None,
                  online_store: str | None = None, offline_engine: str | None = None,
                  duckdb_memory_limit: str = "8GB") -> None:
+        self._memory_limit = _memory_limit_arg(duckdb_memory_limit)  # refused before anything is written
         ws = root_or_workspace
         self.workspace = ws if isinstance(ws, Workspace) else Workspace(ws)  # type: ignore[arg-type]
         self.clock: Clock = clock if clock is not None else system_clock
@@ -72,7 +90,6 @@ class FeatureStore(BackfillOps):
                                       namespace=namespace_for(self.workspace.root, self.config.project))
         self.online: OnlineStore = online if online is not None else SqliteOnlineStore(self.workspace.online_db)
         self.meta = MetadataDB(self.workspace.features_db)
-        self._memory_limit = duckdb_memory_limit
         self._duck: duckdb.DuckDBPyConnection | None = None
         self._governance: Any = None
         self._views: dict[tuple[str, int], FeatureView] = {}

@@ -14,6 +14,11 @@ Workspaces written before skops keep loading with ``trusted=True``;
 ``registry.migrate_artifacts()`` rewrites their pickles as skops through audited,
 append-only artifact events (``artifact_history``), never by editing a version.
 
+``export_to_mlflow`` / ``import_from_mlflow`` (also registry methods) carry versions to and
+from an MLflow tracking server: versions, signatures, lineage and the stage aliases map one
+to one (see :mod:`mlops_kit.registry.mlflow_bridge`); mlflow is the optional extra
+``mlops-kit[mlflow]`` and is imported only when one of them is called.
+
 >>> from mlops_kit.registry import ModelRegistry, infer_signature   # doctest: +SKIP
 >>> registry = ModelRegistry("workspace")                            # doctest: +SKIP
 """
@@ -35,6 +40,8 @@ from .entities import (
 from .lifecycle import DEPLOYED_ALIAS, STAGE_ALIASES, STATES, TRANSITIONS
 from .lineage import DataSnapshot, FeatureRef, Lineage, draw_lineage, lineage_graph
 from .metadata import ModelMetadata, capture_environment
+from .mlflow_bridge import MlflowExport, export_to_mlflow
+from .mlflow_import import import_from_mlflow
 from .policies import (
     ContractCheck,
     EnvironmentRecorded,
@@ -71,4 +78,5 @@ __all__ = [
     "LineageComplete", "EnvironmentRecorded", "default_stage_policies",
     "diff_versions", "render_changelog", "build_release", "check_release", "ReleaseReport",
     "STATES", "TRANSITIONS", "STAGE_ALIASES", "DEPLOYED_ALIAS", "PAUSE_IN_REGISTER_ENV",
+    "export_to_mlflow", "import_from_mlflow", "MlflowExport",
 ]

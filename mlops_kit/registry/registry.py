@@ -35,6 +35,7 @@ from .entities import AliasEvent, Approval, Attestation, ModelVersion, ModelVers
 from .lifecycle import STATES, LifecycleMixin
 from .lineage import Lineage
 from .metadata import ModelMetadata
+from .mlflow_bridge import MlflowMixin
 from .policies import default_stage_policies, validate_policies
 from .signature import ModelSignature
 from .store import AUDITED_TABLES, RegistryStore
@@ -46,7 +47,7 @@ __all__ = ["ModelRegistry", "PAUSE_IN_REGISTER_ENV"]
 #: artifact was written and the rows inserted but before the commit.
 PAUSE_IN_REGISTER_ENV = "MLOPS_KIT_REGISTRY_PAUSE_IN_REGISTER"
 
-class ModelRegistry(ArtifactMixin, LifecycleMixin):
+class ModelRegistry(ArtifactMixin, LifecycleMixin, MlflowMixin):
     """A governed model registry stored in ``workspace.registry_db``.
 
     Parameters

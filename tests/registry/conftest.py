@@ -19,3 +19,5 @@ def registry(workspace, clock):
     reg = ModelRegistry(workspace, clock=clock)
     yield reg
     reg.close()
+
+from mlflow_fixtures import down_uri, mlflow_server, mlflow_uri, unique_name  # noqa: E402,F401 - MLflow fixtures
