@@ -28,7 +28,7 @@ def test_run_json_and_layout(rec, tmp_path):
     assert rec.dir == (tmp_path / "ev" / "ch02").resolve()
     run = json.loads((rec.dir / "run.json").read_text())
     assert run == {"chapter": 2, "seed": 5, "scale": 1, "kit_version": "0.1.0",
-                   "quiz_answers_given": False}
+                   "quiz_answers_given": False, "learner": None, "seed_source": "explicit"}
 
 
 def test_save_json_sorts_keys_and_refuses_nan(rec):

@@ -33,7 +33,7 @@ ENGINE_EQUALITY = ["3b7c4baa", "4dba36c4"]   # the optional same-training-set-on
 
 
 def _start(root: Path) -> dict:
-    ns = {"seed": 7, "scale": SCALE, "evidence_dir": str(root), "quiz_answers": None, "online_store": "sqlite",
+    ns = {"seed": 7, "learner": None, "scale": SCALE, "evidence_dir": str(root), "quiz_answers": None, "online_store": "sqlite",
           "offline_engine": "duckdb"}
     return CELLS.run(SETUP, ns)
 

@@ -39,7 +39,7 @@ def _grade(root, fn) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def capstone(tmp_path_factory):
     root = tmp_path_factory.mktemp("ch06-positive")
-    ns = {"seed": 7, "scale": 1, "evidence_dir": str(root), "quiz_answers": None, "online_store": "sqlite"}
+    ns = {"seed": 7, "learner": None, "scale": 1, "evidence_dir": str(root), "quiz_answers": None, "online_store": "sqlite"}
     CELLS.run(SETUP + LIFECYCLE + GATES + OUTAGE + DRIFT, ns)   # a failing check raises here
     return root, ns
 
@@ -72,7 +72,7 @@ def test_outage_without_feature_retrieval_guardrail_is_not_contained(capstone, t
     failed = collect_failures(monkeypatch)
     real = O.guardrails
     monkeypatch.setattr(O, "guardrails", lambda outage=None: real())   # model guardrails only: no fallback
-    ns = {"seed": 7, "scale": 1, "evidence_dir": str(tmp_path), "quiz_answers": None, "online_store": "sqlite"}
+    ns = {"seed": 7, "learner": None, "scale": 1, "evidence_dir": str(tmp_path), "quiz_answers": None, "online_store": "sqlite"}
     CELLS.run(SETUP + LIFECYCLE + OUTAGE, ns)
     assert {"6.5-exercise-outage-guardrail", "6.5-outage-contained"} <= set(failed)
     for name in ("drill_drift.json", "drill_drift_events.csv", "postmortem_drift.md"):   # the positive drift drill
