@@ -18,12 +18,12 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from .._time import FixedClock
-from ..datasets import Scenario, generate_world
+from ..datasets import generate_world
 from ..errors import ApprovalError, ExerciseNotDoneError, NotFoundError, ValidationError
 from ..registry import (Approval, ApprovalRule, ModelRegistry, PolicyContext, PolicyResult, alias_spans)
 from ..registry.artifacts import ArtifactStore
 from ..workspace import Workspace
-from .ch04 import LabData
+from .ch04 import LabData, world_scenario
 
 __all__ = [
     "upstream_payload", "score_impact", "VerdictGate", "gate_cases", "check_gate_function",
@@ -38,10 +38,10 @@ def upstream_payload(data: LabData, *, seed: int, scale: float = 1.0, change: st
                      field: str = "merchant_category") -> pd.DataFrame:
     """The serving rows as the upstream producer sends them after a schema change.
 
-    The same world is generated with ``Scenario(schema_change=change, schema_change_field=field)``
+    The same world (``world_scenario(scale)``) is generated with ``schema_change=change, schema_change_field=field``
     and its transactions replace ``field`` in ``data.serving`` (joined on ``transaction_id``).
     """
-    scenario = replace(Scenario.default().with_scale(float(scale)), schema_change=change, schema_change_field=field)
+    scenario = replace(world_scenario(scale), schema_change=change, schema_change_field=field)
     txns = generate_world(scenario, seed=seed).transactions
     new_field = f"{field}_v2" if change == "rename" else field
     if new_field not in txns.columns:
@@ -55,14 +55,21 @@ def upstream_payload(data: LabData, *, seed: int, scale: float = 1.0, change: st
     return out
 
 
-def score_impact(model: Any, honest: pd.DataFrame, changed: pd.DataFrame) -> dict[str, Any]:
+def score_impact(model: Any, honest: pd.DataFrame, changed: pd.DataFrame, *,
+                 moved_by: float = 0.10) -> dict[str, Any]:
     """What the schema change does to ``model`` when nothing checks the contract.
 
-    ``median_relative_change`` is the median of ``|after - before| / before`` over the rows: how
-    far the score a request receives is from the score the reviewed model gives it. The AUC
+    ``relative`` is ``|after - before| / before`` per row: how far the score a request receives is
+    from the score the reviewed model gives it. ``share_moved`` is the share of requests moved by
+    more than ``moved_by``; ``median_relative_change`` is the median of ``relative``. The median
+    is not a stable alarm across worlds: when the most common categories carry little weight it
+    stays under 5 % while a fifth of the requests move by more than 10 %. The AUC
     before and after is reported too; it can move either way by a noise-level amount when other
     inputs carry what the broken column said, so it is no alarm on its own.
     """
+    if isinstance(moved_by, bool) or not isinstance(moved_by, (int, float)) or not 0 < moved_by < 10:
+        raise ValidationError(f"score_impact: moved_by must be a relative change in (0, 10), got {moved_by!r}.",
+                              fix="Pass e.g. moved_by=0.10 (10 %).")
     labels = honest["is_fraud"].astype(int).to_numpy()
     before = model.predict(honest)
     try:
@@ -73,7 +80,8 @@ def score_impact(model: Any, honest: pd.DataFrame, changed: pd.DataFrame) -> dic
     return {"auc_before": float(roc_auc_score(labels, before)), "auc_after": float(roc_auc_score(labels, after)),
             "rows": len(labels), "rows_changed": int((np.abs(after - before) > 1e-9).sum()),
             "mean_abs_score_change": float(np.abs(after - before).mean()),
-            "median_relative_change": float(np.median(relative)), "silent": True}
+            "median_relative_change": float(np.median(relative)), "moved_by": float(moved_by),
+            "share_moved": float((relative > moved_by).mean()), "silent": True}
 
 
 # -- policy as code ---------------------------------------------------------------------------

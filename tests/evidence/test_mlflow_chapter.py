@@ -38,7 +38,7 @@ def test_chapter_4_with_mlflow_grades_full_marks(mlflow_pack, mlflow_server):  #
     assert len(rows) >= 6
     assert [(r["id"], r["awarded"]) for r in rows] == [(r["id"], r["points"]) for r in rows]
     checks = json.loads((out / "ch04" / "checks.json").read_text(encoding="utf-8"))["checks"]
-    mlflow_check = [c for c in checks if c["id"] == "7.1-mlflow-round-trip"]
+    mlflow_check = [c for c in checks if c["id"] == "4.7-mlflow-round-trip"]
     assert len(mlflow_check) == 1 and mlflow_check[0]["passed"] is True
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert json.dumps(manifest).count(mlflow_server.url) >= 1  # recorded (no credentials in this URL)

@@ -18,7 +18,7 @@ import pytest
 from features.spark_fixtures import require_spark
 from mlops_kit.evidence import build_evidence, grade_pack
 
-EQUALITY_CHECK = "3.7-same-training-set-on-both-engines"
+EQUALITY_CHECK = "2.3-same-training-set-on-both-engines"
 
 
 @pytest.fixture(scope="module")

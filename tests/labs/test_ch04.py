@@ -90,6 +90,11 @@ def test_contract_catches_the_retyped_column_only(data, scorers):
     assert [(v.column, v.kind) for v in report.violations] == [("merchant_category", "dtype_mismatch")]
     impact = ops.score_impact(s1, data.serving, changed)
     assert impact["silent"] and impact["rows_changed"] > 0
+    assert 0 < impact["share_moved"] <= impact["rows_changed"] / impact["rows"] and impact["moved_by"] == 0.10
+    assert ops.score_impact(s1, data.serving, changed, moved_by=0.5)["share_moved"] <= impact["share_moved"]
+    for bad in (0, -0.1, True, "10%"):
+        with pytest.raises(ValidationError, match="moved_by"):
+            ops.score_impact(s1, data.serving, changed, moved_by=bad)
 
 
 def test_lite_scorer_ignores_profile_columns(data, scorers):

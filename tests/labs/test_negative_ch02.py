@@ -65,7 +65,7 @@ def test_no_created_timestamp_filter_leaks_and_is_caught(tmp_path, monkeypatch):
                             store, world, filter_by_created_timestamp=False))
     ns = CELLS.run(SECTION_3, _start(tmp_path))
     assert ns["leaks"]["PIT, filter_by_created_timestamp"]["rows"] > 0
-    assert {"3.3-late-corrections-filtered", "3.4-leakage-check"} <= set(failed)
+    assert {"2.3-late-corrections-filtered", "2.3-leakage-check"} <= set(failed)
     assert _grade(tmp_path, grading.grade_leakage_recheck) == 0
 
 
@@ -78,7 +78,7 @@ def test_wrong_ttl_fails_the_exercise(positive, monkeypatch, ttl):
         CELLS.run(["e5eee4f2"], ns)
         ns["merchant_ttl"] = ttl                      # instead of the solution cell
         CELLS.run(["c194e0de"], ns)
-        assert failed == ["3.5-ttl-admits-good-refuses-stale"]
+        assert failed == ["2.3-ttl-admits-good-refuses-stale"]
         assert _grade(root, grading.grade_ttl) == 0
     finally:
         monkeypatch.undo()
@@ -93,7 +93,7 @@ def test_no_catch_up_materialization_leaves_online_stale(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "materialize_incremental",   # the control removed: an empty window
                         lambda end, views=None: store.materialize(end, end, views=views))
     CELLS.run(SECTION_4, ns)
-    assert {"4.1-incremental-from-watermark", "4.2-freshness-slo", "4.3-parity-restored"} <= set(failed)
+    assert {"2.4-incremental-from-watermark", "2.4-freshness-slo", "2.4-parity-restored"} <= set(failed)
     assert _grade(tmp_path, grading.grade_freshness) == 2
     assert _grade(tmp_path, grading.grade_parity) == 2
 
@@ -109,7 +109,7 @@ def test_contract_without_blocking_rules_lets_the_broken_batch_in(tmp_path, monk
     monkeypatch.setattr(sync, "contract_suite", weak_suite)
     ns = CELLS.run(SECTION_1 + SECTIONS_5_6, _start(tmp_path))
     assert ns["rows_after"] > ns["rows_before"]
-    assert "6.1-contract-blocks-bad-batch" in failed
+    assert "2.6-contract-blocks-bad-batch" in failed
     assert _grade(tmp_path, grading.grade_contract) == 2
 
 
@@ -141,7 +141,7 @@ def test_default_build_compares_nothing_and_starts_no_second_engine(positive, tm
 def test_same_training_set_on_both_stores_passes_the_equality_check(positive, tmp_path):
     ns = _equality_cells(positive, tmp_path, engine="spark")
     assert ns["engine_equality"]["equal"] is True
-    assert [(c["id"], c["passed"]) for c in ns["rec"].checks] == [("3.7-same-training-set-on-both-engines", True)]
+    assert [(c["id"], c["passed"]) for c in ns["rec"].checks] == [("2.3-same-training-set-on-both-engines", True)]
 
 
 def test_a_differing_training_set_fails_the_equality_check(positive, tmp_path, monkeypatch):
@@ -155,6 +155,6 @@ def test_a_differing_training_set_fails_the_equality_check(positive, tmp_path, m
 
     monkeypatch.setattr(ch02, "pit_training_set", one_value_off)
     ns = _equality_cells(positive, tmp_path, engine="spark")
-    assert failed == ["3.7-same-training-set-on-both-engines"]
+    assert failed == ["2.3-same-training-set-on-both-engines"]
     assert ns["engine_equality"]["equal"] is False
     assert "fraud_rate_30d" in ns["engine_equality"]["verdict"]

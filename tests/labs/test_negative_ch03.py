@@ -50,7 +50,7 @@ def _responses(rec, data) -> bool:
     table = ch03.drift_response_table(reference["amount"], [0.0, 0.2, 0.3, 0.8], policy=policy, seed=SEED)
     rec.save_json("drift_report", {"policy": policy.to_dict(), "responses": [],
                                    "response_table": table.to_dict(orient="records")})
-    return _check(rec, "2.4-test-verdict-answered", checks.responses_verdict(table, RULES))
+    return _check(rec, "3.2-test-verdict-answered", checks.responses_verdict(table, RULES))
 
 
 def test_a_policy_ignoring_the_test_verdict_fails_the_check_and_c3_6(tmp_path, data, monkeypatch):
@@ -81,7 +81,7 @@ def _gate(rec, data) -> bool:
     rec.save_json("quality_gate", {"suite": suite.to_dict(), "broken_sample": "quality_broken.parquet",
                                    "fixed_sample": "quality_fixed.parquet", "blocking": verdict["observed"]["blocking"],
                                    "fixed_blocking": [r.check_id for r in second["report"].blocking_failures]})
-    return _check(rec, "1.2-gate-blocks-before-training", verdict)
+    return _check(rec, "3.1-gate-blocks-before-training", verdict)
 
 
 def test_a_gate_that_never_blocks_fails_the_check_and_c3_2(tmp_path, data, monkeypatch):
@@ -111,7 +111,7 @@ def _access(rec, data) -> bool:
     read_log = gov.read_log()
     rec.save_table("access_log", read_log)
     rec.save_json("access_events", gov.access_events())
-    return _check(rec, "5.1-restricted-read-audited", checks.access_verdict(attempts, read_log))
+    return _check(rec, "3.5-restricted-read-audited", checks.access_verdict(attempts, read_log))
 
 
 def test_reads_without_a_grant_check_fail_the_check_and_c3_5(tmp_path, data, monkeypatch):

@@ -101,7 +101,7 @@ def _gate(rec, registry, clock, data, scorers, *, gate_on: bool) -> bool:
     rec.save_json("governance", {"blocked_version": 2, "blocked_reasons": [
         {"policy_id": b["policy_id"], "reason": b["reason"]} for b in blocked]})
     rec.save_audit_export(registry)
-    return _check(rec, "5.3-policy-blocks-then-passes", checks.policy_blocks_check(
+    return _check(rec, "4.5-policy-blocks-then-passes", checks.policy_blocks_check(
         registry, NAME, blocked=blocked, blocked_version=2, passed_version=3))
 
 
@@ -137,7 +137,7 @@ def _separation(rec, registry, clock, data, scorers, attempts, early) -> bool:
         registry.promote(NAME, 2, "approved-prod", actor="raj", reason="approvals complete")
     rec.save_audit_export(registry)
     approvals = [a.to_dict() for a in registry.approvals(NAME, 2)]
-    return _check(rec, "5.4-separation-of-duties", checks.separation_check(
+    return _check(rec, "4.5-separation-of-duties", checks.separation_check(
         approvals, author="ana", attempts=log, required_roles=RULE.required_roles))
 
 
@@ -162,7 +162,7 @@ def _tamper(rec, registry, clock, data, scorers) -> bool:
                                    export_to=rec.path("audit_tampered.jsonl"))
     rec.save_json("audit_tamper", tamper)
     rec.save_audit_export(registry)
-    return _check(rec, "5.5-audit-tamper-detected", checks.tamper_check(honest, tamper, seq=seq))
+    return _check(rec, "4.5-audit-tamper-detected", checks.tamper_check(honest, tamper, seq=seq))
 
 
 def test_a_verification_that_sees_nothing_fails_the_check_and_c4_5(tmp_path, data, scorers, monkeypatch):
@@ -199,7 +199,7 @@ def _serving(rec, registry, clock, data, scorers, *, resolve_once: bool, monkeyp
     rec.save_table("prediction_log", log)
     rec.save_table("alias_history", ops.alias_history_frame(registry, NAME, "deployed-prod"))
     rec.save_audit_export(registry)
-    return _check(rec, "6.1-every-prediction-versioned", checks.versioned_log_check(registry, NAME, log,
+    return _check(rec, "4.6-every-prediction-versioned", checks.versioned_log_check(registry, NAME, log,
                                                                                    versions={1, 2}))
 
 

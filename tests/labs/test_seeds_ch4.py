@@ -1,7 +1,7 @@
 """Chapter 4's story holds in every world.
 
-Section 2: the retyped merchant_category silently changes the serving scores by far more than
-the check's minimum, and the contract catches it. Section 5: v2 (the baseline's inputs plus the
+Section 2: the retyped merchant_category silently moves the scores of far more requests than the
+check's minimum share, and the contract catches it. Section 5: v2 (the baseline's inputs plus the
 ``user_transaction_stats`` view) beats the v1 baseline on the same evaluation set by well over
 the gate's minimum gain and loses no channel beyond the segment tolerance, while the lite v3
 (the baseline without the profile view) does not beat v1, so the gate blocks v3 and passes v2.
@@ -22,13 +22,16 @@ from mlops_kit.labs import ch04, ch04_ops as ops
 from mlops_kit.registry import check_contract
 
 SEEDS = (0, 1, 2, 3, 5, 7, 9001, 123457)
-GATE_SEEDS = (*range(10), 9001, 123457)
-#: the notebook's ``assume["min_score_change"]``: the median relative score change the check requires
-MIN_SCORE_CHANGE = 0.10
-#: measured with the v1 baseline (no velocity view): 0.119 for seed 9001, at least 0.15 for the other seeds;
-#: the common, average-risk categories (grocery, restaurants) move least, and in 9001 they hold the median
-MARGIN = 1.1
-#: the notebook's ``assume["min_auc_gain"]`` and ``assume["segment_tolerance"]``
+GATE_SEEDS = (*range(10), 9001, 123457, 1758596337)   # the last: the lowest v2 AUC measured (0.690)
+#: the notebook's ``assume["min_score_change"]`` (a request "moved": its score is more than 10 % away from the
+#: reviewed model's) and ``assume["min_share_moved"]`` (the share of requests that must move)
+MIN_SCORE_CHANGE, MIN_SHARE_MOVED = 0.10, 0.10
+#: measured on chapter 4's world (twice the course world): 0.217 for the default seed 7, at least 0.38 for the
+#: others; the median request moves by only 2-5 % in seeds 5 and 7, where the common categories carry little weight
+MARGIN = 2.0
+#: the notebook's ``assume["min_auc"]`` (a floor that refuses a broken model: v2's AUC ranges 0.69..0.88
+#: over worlds), ``assume["min_auc_gain"]`` and ``assume["segment_tolerance"]``
+MIN_AUC = 0.65
 MIN_AUC_GAIN = 0.005
 SEGMENT_TOLERANCE = 0.04
 
@@ -52,9 +55,9 @@ def test_retyped_category_silently_changes_scores_and_breaks_the_contract(seed):
     bad = check_contract(sig, changed[inputs])
     assert [(v.column, v.kind) for v in bad.violations] == [("merchant_category", "dtype_mismatch")]
 
-    impact = ops.score_impact(scorer, data.serving, changed)
+    impact = ops.score_impact(scorer, data.serving, changed, moved_by=MIN_SCORE_CHANGE)
     assert impact["silent"] and "error" not in impact
-    assert impact["median_relative_change"] >= MARGIN * MIN_SCORE_CHANGE, impact
+    assert impact["share_moved"] >= MARGIN * MIN_SHARE_MOVED, impact
 
     # independent reference: the integer codes match no vocabulary entry, so the model sees the honest
     # rows with every merchant_category one-hot column at 0
@@ -65,8 +68,9 @@ def test_retyped_category_silently_changes_scores_and_breaks_the_contract(seed):
     expected_after = scorer.estimator.predict_proba(matrix)[:, 1]
     before = scorer.predict(data.serving)
     np.testing.assert_allclose(scorer.predict(changed), expected_after, rtol=1e-12, atol=1e-15)
-    assert impact["median_relative_change"] == pytest.approx(
-        float(np.median(np.abs(expected_after - before) / before)), rel=1e-9)
+    relative = np.abs(expected_after - before) / before
+    assert impact["median_relative_change"] == pytest.approx(float(np.median(relative)), rel=1e-9)
+    assert impact["share_moved"] == pytest.approx(float(np.mean(relative > MIN_SCORE_CHANGE)), abs=1e-12)
     assert impact["rows_changed"] == int((np.abs(expected_after - before) > 1e-9).sum())
 
 
@@ -84,6 +88,7 @@ def test_v2_beats_the_baseline_in_every_channel_and_the_lite_v3_does_not(seed):
     scores = {k: m.predict(data.eval) for k, m in (("v1", v1), ("v2", v2), ("v3", v3))}
     for key, report in (("v1", r1), ("v2", r2), ("v3", r3)):
         assert report["auc"] == pytest.approx(_auc(labels, scores[key]), abs=1e-12)
+    assert r2["auc"] >= MIN_AUC + 0.02, (seed, r2["auc"])  # v2 clears the floor with margin
     gain = r2["auc"] - r1["auc"]
     assert gain >= 2 * MIN_AUC_GAIN, (seed, gain)           # the gate passes v2 with margin
     for name, segment in r1["segment_auc"].items():
