@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="exit 1 when the score is below this percentage of the pack's points")
     grade.add_argument("--expect-manifest-sha256", metavar="HEX",
                        help="the manifest.sha256 value recorded at submission time")
+    grade.add_argument("--learner", metavar="ID",
+                       help="also check the pack comes from this learner's world (records and raw rows); "
+                       "exit 1 on a world mismatch")
     grade.add_argument("--self", dest="self_grade", action="store_true",
                        help="learners: grade your own pack and say which criteria are short and "
                        "which section fixes each (no answer keys; score.json is not written)")
@@ -249,14 +252,21 @@ def _grade(args: argparse.Namespace) -> int:
         return 0 if report.integrity_ok else 1
     report = grade_pack(args.pack, rubric=args.rubric,
                         expect_manifest_sha256=args.expect_manifest_sha256)
+    world = None
+    if args.learner is not None:
+        from .evidence import check_world
+
+        world = check_world(args.pack, args.learner)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+        print(json.dumps({**report.to_dict(), **({"world": world.to_dict()} if world else {})}, indent=2, sort_keys=True))
     else:
         print(f"{report.points} / {report.max_points} points ({report.percent} %)")
         for problem in report.problems:
             print(f"INTEGRITY {problem}")
+        if world is not None:
+            print(f"WORLD {world.status}: {world.detail}")
         print(f"Report: {args.pack.rstrip('/')}/SCORE.md")
-    if not report.integrity_ok:
+    if not report.integrity_ok or (world is not None and not world.ok):
         return 1
     if args.min_score is not None and report.percent < args.min_score:
         print(f"Score {report.percent} % is below --min-score {args.min_score:g} %.", file=sys.stderr)

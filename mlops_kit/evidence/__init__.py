@@ -61,6 +61,7 @@ from .release import Exercise, release, release_notebook
 from .rubric import Criterion, load_rubric, parse_rubric
 from .runner import BuildResult, build_evidence, check_parameters, find_chapters
 from .widgets import explore
+from .world_check import WorldCheck, check_world
 
 __all__ = [
     "AUDIT_EXPORT", "BuildResult", "ChapterProgress", "ClassResult", "grade_class", "Criterion", "Exercise", "Grade",
@@ -72,5 +73,5 @@ __all__ = [
     "find_chapters", "fix_notebook", "grade_pack", "load_bank", "load_rubric",
     "notebook_to_html", "parse_rubric", "read_manifest", "record_quiz", "release",
     "release_notebook", "render_html", "score_answers", "show_quiz", "start_chapter",
-    "validate_bank", "verify_pack", "write_manifest",
+    "validate_bank", "verify_pack", "write_manifest", "WorldCheck", "check_world",
 ]

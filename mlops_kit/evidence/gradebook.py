@@ -11,7 +11,10 @@ workers returned:
   same seed; a shared one means one run handed in twice. Artifacts that every build of a
   seed repeats (tables, figures, checks, HTML pages of deterministic outputs) are not
   fingerprints: they are shared package data.
-- **world mismatch**: the manifest names a learner other than the submission's id.
+- **world mismatch**: the pack is not from the submission's learner's world
+  (``world_check.check_world``): its manifest or a chapter's ``run.json`` names another
+  learner, no learner or another seed, or its saved raw rows are not rows of the worlds
+  regenerated from the learner's seed. A pack with no such rows is ``unchecked``, not flagged.
 - **tampered**: the pack fails its integrity check (an edited, missing or extra file).
 - **late**: built after ``deadline`` (reported, never used to change a score).
 - **missing**: a roster id without a submission; **unreadable**: not a pack, a corrupt
@@ -87,6 +90,7 @@ def grade_submission(learner: str, path: str, kind: str, rubric: str, out: str,
         with tempfile.TemporaryDirectory(prefix="mlops-kit-grade-") as scratch:
             pack = open_submission(sub, scratch, max_bytes=max_bytes)
             report = grade_pack(pack, rubric=rubric, write=False)
+            world = _world(pack, learner)
             try:
                 manifest: dict[str, Any] | None = read_manifest(pack)
             except EvidenceError:
@@ -103,13 +107,35 @@ def grade_submission(learner: str, path: str, kind: str, rubric: str, out: str,
                integrity_ok=data["integrity"]["ok"],
                integrity_problems=[str(p) for p in report.problems][:20],
                built_at=(manifest or {}).get("built_at"), pack_learner=params.get("learner"),
-               fingerprints=_fingerprints(manifest), rubric_sha256=data["rubric"]["sha256"])
+               fingerprints=_fingerprints(manifest), rubric_sha256=data["rubric"]["sha256"], world=world)
     folder = Path(out) / learner
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "score.json", data)
     atomic_write_text(folder / "SCORE.md", report.to_markdown())
     atomic_write_json(folder / ROW_FILE, row)
     return row
+
+
+def _world(pack: Path, learner: str) -> dict[str, Any]:
+    """The world check's verdict for the row: status, seed and what did not match."""
+    from .world_check import check_world
+
+    try:
+        verdict = check_world(pack, learner)
+    except Exception as exc:  # a hostile pack must not stop the class: the failure is the lead
+        return {"status": "mismatch", "seed": None, "detail": f"the world check could not run: "
+                f"{type(exc).__name__}: {str(exc)[:200]}"}
+    return {"status": verdict.status, "seed": verdict.seed, "detail": verdict.detail}
+
+
+def _world_flag(row: dict[str, Any]) -> dict[str, Any] | None:
+    world = row.get("world") if isinstance(row.get("world"), Mapping) else {}
+    if world.get("status") == "mismatch":
+        return {"learner": row["id"], "pack_learner": row.get("pack_learner"), "detail": world.get("detail", "")}
+    if not world and row.get("pack_learner") not in (None, row["id"]):  # a row graded before the world check
+        return {"learner": row["id"], "pack_learner": row["pack_learner"],
+                "detail": f"the pack was built for {row['pack_learner']!r}"}
+    return None
 
 
 def _unreadable(entry: str, reason: str) -> dict[str, Any]:
@@ -147,9 +173,9 @@ def _flags(rows: list[dict[str, Any]], missing: list[str], deadline: datetime | 
     flags: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FLAG_KINDS}
     flags["identical_evidence"] = _identical(graded)
     for row in graded:
-        if row.get("pack_learner") not in (None, row["id"]):
-            flags["world_mismatch"].append({"learner": row["id"], "pack_learner": row["pack_learner"],
-                                            "detail": f"the pack was built for {row['pack_learner']!r}"})
+        mismatch = _world_flag(row)
+        if mismatch is not None:
+            flags["world_mismatch"].append(mismatch)
         if not row.get("integrity_ok", True):
             flags["tampered"].append({"learner": row["id"], "problems": row.get("integrity_problems", [])})
         late = _late(row, deadline) if deadline is not None else None

@@ -4,7 +4,10 @@ Packs are recorded in-process (``conftest.make_pack``) and given run-unique exec
 notebooks and a build time, as a real build has; the class folder then holds an honest
 folder pack, an honest zip, a renamed copy (tar.gz), a tampered pack, a pack built for
 another learner, a late one, a corrupt zip, two hostile archives, a stray file and a
-roster id without a submission.
+roster id without a submission. A pack given a learner records that learner's world in every
+``run.json`` as ``--learner`` does; these packs hold no rows of a generated world, so the
+world check has no raw artifact to compare (``unchecked``), and the real world check is
+tested on real learner packs in ``test_world_check``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pytest
 from mlops_kit.cli import main
 from mlops_kit.errors import ValidationError
 from mlops_kit.evidence import external_references, grade_class, grade_pack, write_manifest
+from mlops_kit.evidence.learners import derive_seed
 from mlops_kit.evidence.submissions import Submission, UnreadableSubmission, open_submission
 
 from .conftest import make_pack
@@ -36,6 +40,11 @@ def _honest(root: Path, run: str, *, built_at: str, learner: str | None = None, 
     for page in (root / "notebooks").iterdir():                 # what papermill's timestamps do
         page.write_text(json.dumps({"run": run, "page": page.name}), encoding="utf-8")
     params = {"seed": 3, "scale": 1, **({"learner": learner} if learner else {})}
+    if learner:                                                 # what a --learner build records
+        params.update(seed=derive_seed(learner), seed_source="learner")
+        for run in root.glob("ch0*/run.json"):
+            record = json.loads(run.read_text())
+            run.write_text(json.dumps({**record, "learner": learner, "seed": params["seed"], "seed_source": "learner"}))
     write_manifest(root, chapters=manifest["chapters"], parameters=params, built_at=built_at)
     return root
 
@@ -62,10 +71,10 @@ def klass(tmp_path, test_bank_dir):
     _zip(work / "bob", subs / "bob.zip", prefix="bob/")         # the pack in one top-level folder
     shutil.copytree(subs / "ada", work / "cy")                   # ada's run, handed in by cy
     _tar(work / "cy", subs / "cy.tar.gz")
-    _honest(subs / "dee", "run-dee", built_at="2026-12-12T10:00:00+00:00", answers=answers)
+    _honest(subs / "dee", "run-dee", built_at="2026-12-12T10:00:00+00:00", learner="dee", answers=answers)
     (subs / "dee" / "ch01" / "summary.json").write_text('{"a": 1, "b": 3}')   # edited after the build
     _honest(subs / "eve", "run-eve", built_at="2026-12-12T11:00:00+00:00", learner="ada", answers=answers)
-    _honest(subs / "fay", "run-fay", built_at="2026-12-20T08:00:00+00:00", answers=answers)   # late
+    _honest(subs / "fay", "run-fay", built_at="2026-12-20T08:00:00+00:00", learner="fay", answers=answers)   # late
     (subs / "gus.zip").write_bytes(b"PK\x03\x04 this is not a zip file")
     with zipfile.ZipFile(subs / "hal.zip", "w") as archive:      # escapes the extraction folder
         archive.writestr("manifest.json", "{}")
@@ -106,6 +115,9 @@ def test_every_row_and_every_flag(klass):
     assert [f["learner"] for f in flags["missing"]] == ["zed"]
     assert sorted(f["learner"] for f in flags["unreadable"]) == ["gus", "hal", "ivy", "notes.txt"]
     assert rows["bob"].get("flags", []) == []                                  # no false flag on an honest pack
+    assert rows["bob"]["world"] == {"status": "unchecked", "seed": derive_seed("bob"),
+                                    "detail": "no world artifact to check"}       # no generated rows to compare
+    assert flags["world_mismatch"][0]["detail"].startswith("the pack was built for 'ada'; chapters 1, 3, 4: built for 'ada', not 'cy'")
     assert result.ungraded == 4
     assert json.loads((tmp / "book" / "flags.json").read_text()) == flags
     assert (tmp / "book" / "ada" / "SCORE.md").read_text().startswith("# Evidence pack score")
@@ -188,3 +200,15 @@ def test_an_archive_too_large_uncompressed_is_refused_unread(tmp_path):
     with pytest.raises(UnreadableSubmission, match="MiB uncompressed"):
         open_submission(Submission("big", big, "zip"), tmp_path / "x", max_bytes=1 << 20)
     assert not (tmp_path / "x" / "blob.bin").exists()
+
+
+def test_a_pack_built_without_a_learner_is_a_world_mismatch(tmp_path, test_bank_dir):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    _honest(subs / "ann", "run-ann", built_at="2026-12-10T09:00:00+00:00")           # no --learner: seed 3
+    _honest(subs / "ben", "run-ben", built_at="2026-12-10T09:00:00+00:00", learner="ben")
+    result = grade_class(subs, tmp_path / "book", jobs=1)
+    assert [f["learner"] for f in result.flags["world_mismatch"]] == ["ann"]
+    detail = result.flags["world_mismatch"][0]["detail"]
+    assert detail.startswith("chapters 1, 3, 4: built without --learner (seed 3), not on the world of 'ann'")
+    assert {r["id"]: r["world"]["status"] for r in result.rows} == {"ann": "mismatch", "ben": "unchecked"}

@@ -91,15 +91,16 @@ def _violations(frame: pd.DataFrame) -> int:
 
 
 def _scd2_mismatches(sample: pd.DataFrame, history: pd.DataFrame) -> int:
-    groups = {k: g for k, g in history.groupby("user_id")}
+    history = history.assign(valid_from=pd.to_datetime(history["valid_from"], utc=True),   # parsed once
+                             valid_to=pd.to_datetime(history["valid_to"], utc=True))
+    groups = {k: list(zip(g["valid_from"], g["valid_to"], g["account_status"])) for k, g in history.groupby("user_id")}
     wrong = 0
     for user, at, status in zip(sample["user_id"], pd.to_datetime(sample["event_timestamp"], utc=True),
                                 sample["account_status"]):
         g = groups.get(user)
         truth = None
         if g is not None:
-            for lo, hi, value in zip(pd.to_datetime(g["valid_from"], utc=True), pd.to_datetime(g["valid_to"], utc=True),
-                                     g["account_status"]):
+            for lo, hi, value in g:
                 if lo <= at and (pd.isna(hi) or at < hi):
                     truth = value
         wrong += str(truth) != str(status) if not (truth is None and pd.isna(status)) else 0
