@@ -22,20 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
+from _procs import wait_peak_rss
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("mlops-kit")
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
 
 
 def build(jobs: int, out: Path) -> dict:
@@ -44,10 +34,7 @@ def build(jobs: int, out: Path) -> dict:
     proc = subprocess.Popen([str(CLI), "evidence", "build", "--out", str(out), "--quiz-answers", "key",
                              "--jobs", str(jobs)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    watched, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        peak = max(peak, _tree_rss(watched))
-        time.sleep(0.1)
+    peak = wait_peak_rss(proc)
     wall = time.perf_counter() - started
     output = proc.stdout.read() if proc.stdout else ""
     if proc.returncode != 0:

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
+from _procs import wait_peak_rss
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("mlops-kit")
@@ -98,25 +98,12 @@ def make_class(folder: Path, sources: dict[str, Path], size: int) -> list[str]:
     return roster
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def grade_class_run(subs: Path, out: Path, jobs: int) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen([str(CLI), "grade-class", str(subs), "--out", str(out), "--jobs", str(jobs)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    watched, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        peak = max(peak, _tree_rss(watched))
-        time.sleep(0.1)
+    peak = wait_peak_rss(proc)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     flags = json.loads((out / "flags.json").read_text())

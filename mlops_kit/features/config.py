@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from ..errors import StoreConfigError
+from ..errors import StoreConfigError, ValidationError
 
-__all__ = ["CONFIG_FILE", "EngineConfig", "StoreConfig", "load_store_config", "parse_online_store",
+__all__ = ["CONFIG_FILE", "duckdb_memory_limit_arg", "EngineConfig", "StoreConfig", "load_store_config", "parse_online_store",
            "parse_offline_engine", "mask_url", "namespace_for"]
 
 CONFIG_FILE = "feature_store.toml"
@@ -242,3 +242,20 @@ def namespace_for(root: str | Path, project: str | None) -> str:
     if project is not None:
         return f"p.{project}"
     return "w." + hashlib.sha256(str(Path(root).resolve()).encode("utf-8")).hexdigest()[:16]
+
+
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)
+
+
+def duckdb_memory_limit_arg(value: object) -> str:
+    """A DuckDB size string (``"4GB"``, ``"512MB"``, ``"1.5GiB"``) of at least 32 MB."""
+    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    unit = _SIZE_UNITS.get(match[2].lower()) if match else None
+    if unit is None or float(match[1]) * unit < 32 * 10**6:
+        raise ValidationError(f"duckdb_memory_limit must be a size of at least 32MB such as '4GB' or "
+                              f"'512MB', got {value!r}.",
+                              fix="Pass a number and a unit (B, KB, MB, GB, TB, KiB, MiB, GiB or TiB), "
+                                  "e.g. duckdb_memory_limit='2GB'.", value=repr(value))
+    return value.strip()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -22,7 +21,7 @@ from .definitions import Entity, FeatureView
 from .materialize import MaterializationReport, ViewMaterialization, materialize_view
 from .metadata import MetadataDB
 from .offline import IngestResult, write_ingest
-from .config import StoreConfig, load_store_config, namespace_for
+from .config import StoreConfig, duckdb_memory_limit_arg, load_store_config, namespace_for
 from .online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
 from .pit import SEQ_COLUMN, files_sql, q, ts_sql
 from .retrieval import PANDAS_TYPES, RetrievalJob, plan_retrieval
@@ -32,23 +31,6 @@ from .spark_materialize import materialize_view_spark
 from .validation import parse_refs, to_arrow_rows
 
 __all__ = ["FeatureStore"]
-
-
-_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)
-
-
-def _memory_limit_arg(value: object) -> str:
-    """A DuckDB size string (``"4GB"``, ``"512MB"``, ``"1.5GiB"``) of at least 32 MB."""
-    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
-    unit = _SIZE_UNITS.get(match[2].lower()) if match else None
-    if unit is None or float(match[1]) * unit < 32 * 10**6:
-        raise ValidationError(f"duckdb_memory_limit must be a size of at least 32MB such as '4GB' or "
-                              f"'512MB', got {value!r}.",
-                              fix="Pass a number and a unit (B, KB, MB, GB, TB, KiB, MiB, GiB or TiB), "
-                                  "e.g. duckdb_memory_limit='2GB'.", value=repr(value))
-    return value.strip()
 
 
 class FeatureStore(BackfillOps):
@@ -79,7 +61,7 @@ class FeatureStore(BackfillOps):
                  clock: Clock | None = None, online: OnlineStore | None = None,
                  online_store: str | None = None, offline_engine: str | None = None,
                  duckdb_memory_limit: str = "8GB") -> None:
-        self._memory_limit = _memory_limit_arg(duckdb_memory_limit)  # refused before anything is written
+        self._memory_limit = duckdb_memory_limit_arg(duckdb_memory_limit)  # refused before anything is written
         ws = root_or_workspace
         self.workspace = ws if isinstance(ws, Workspace) else Workspace(ws)  # type: ignore[arg-type]
         self.clock: Clock = clock if clock is not None else system_clock

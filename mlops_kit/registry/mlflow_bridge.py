@@ -23,6 +23,7 @@ alias that someone moved in MLflow (:class:`~mlops_kit.errors.MlflowConflictErro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from dataclasses import dataclass, field
@@ -269,10 +270,8 @@ def export_to_mlflow(registry: Any, name: str, version: int, *, tracking_uri: st
 def _clean_failed(client: Any, target: str, created: Any, run: Any) -> int | None:
     """Delete the half-written version; return its number if it could not be deleted."""
     if run is not None:
-        try:
+        with contextlib.suppress(Exception):  # best effort: the run's status is informational only
             finish_run(client, run.info.run_id, "FAILED")
-        except Exception:  # best effort: the run's status is informational only
-            pass
     if created is None:
         return None
     try:
