@@ -253,6 +253,6 @@ def explore_drill(models: dict[str, Any], frames: dict[str, pd.DataFrame], sourc
     req = r.requests
     arrived = int((req["label_timestamp"] <= req["event_timestamp"].max()).sum())
     detect = None if t["first_alert"] is None else (pd.Timestamp(t["first_alert"]) - pd.Timestamp(fault.start)).total_seconds() / 60
-    summary = {"kind": kind, "magnitude": magnitude, "status": r.status, **t, "detect_min": detect,
+    summary = {"kind": kind, "magnitude": round(float(magnitude), 6), "status": r.status, **t, "detect_min": detect,
                "labels_arrived_in_window": f"{arrived} of {len(req)}"}
     return summary, plot_traffic_split(r, title=f"{kind} drill (magnitude {magnitude:g}): {r.status}")
