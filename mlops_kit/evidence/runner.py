@@ -2,9 +2,10 @@
 
 Notebooks run through papermill's Python API (kernel ``python3``, working directory = the
 notebooks folder, absolute evidence paths as parameters), one after another or, with
-``jobs > 1``, side by side in a pool of worker processes (chapters share nothing but the
-pack folder, each writing only its own ``chNN/``, executed notebook and HTML page). Parameters are checked against each notebook's ``parameters`` cell before
-anything runs. A failing chapter is recorded and the build continues.
+``jobs > 1``, side by side, each chapter in its own kernel driven from a thread of this process
+(``evidence.parallel``; chapters share nothing but the pack folder, each writing only its own
+``chNN/``, executed notebook and HTML page). Parameters are checked against each notebook's
+``parameters`` cell before anything runs. A failing chapter is recorded and the build continues.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+import threading
+from contextlib import chdir, contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from .engines import engine_plans
 from .layout import CHAPTER_RE, IGNORED_TOP, WORK_DIR, WORK_ENV, chapter_dirname
 from .learners import resolve_seed, validate_learner_id
 from .manifest import write_manifest
+from .parallel import run_side_by_side
 from .schedule import longest_first
 
 __all__ = ["BuildResult", "build_evidence", "default_notebooks_dir", "find_chapters",
@@ -194,11 +195,22 @@ def _status_line(status: Mapping[str, Any]) -> str:
             + (f": {status['error']}" if status["error"] else ""))
 
 
-def run_chapter(number: int, notebook: str, executed_path: str, parameters: dict[str, Any], cwd: str,
+_HTML_LOCK = threading.Lock()  # one nbconvert export at a time (it is CPU-bound Python anyway)
+
+
+def _crashed(task: tuple[Any, ...], exc: Exception) -> dict[str, Any]:
+    """The status of a chapter whose driver itself raised (``run_chapter`` reports the rest)."""
+    return {"notebook": Path(task[1]).name, "status": "failed",
+            "error": f"{type(exc).__name__}: {str(exc)[:300]}", "duration_s": 0.0}
+
+
+def run_chapter(number: int, notebook: str, executed_path: str, parameters: dict[str, Any],
                 timeout: int, out: str) -> dict[str, Any]:
     """Execute one chapter notebook with papermill and export its HTML; returns its status.
 
-    Module-level so a process pool can run chapters side by side; every failure of the
+    The kernel starts in the process's working directory (``build_evidence`` enters the
+    notebooks folder once for all chapters: papermill's own ``cwd=`` changes the directory of
+    the whole process, which chapters run from threads would race on). Every failure of the
     chapter is reported in the status, never raised.
     """
     import papermill
@@ -214,7 +226,7 @@ def run_chapter(number: int, notebook: str, executed_path: str, parameters: dict
     try:
         papermill.execute_notebook(
             str(path), str(executed), parameters=parameters, kernel_name="python3",
-            cwd=cwd, progress_bar=False, log_output=False,
+            progress_bar=False, log_output=False,
             request_save_on_cell_execute=True, execution_timeout=timeout)
     except PapermillExecutionError as exc:
         status.update(status="failed", error=f"cell {exc.exec_count}: {exc.ename}: "
@@ -228,7 +240,8 @@ def run_chapter(number: int, notebook: str, executed_path: str, parameters: dict
     status["duration_s"] = round(time.perf_counter() - started, 1)
     if executed.exists():
         try:
-            notebook_to_html(executed, root / "html" / (path.stem + ".html"))
+            with _HTML_LOCK:
+                notebook_to_html(executed, root / "html" / (path.stem + ".html"))
         except (EvidenceError, ValueError, OSError) as exc:
             status["html_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     return status
@@ -349,9 +362,9 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
     work = root / WORK_DIR / "_build"
     result = BuildResult(out=root)
     jobs = min(jobs, len(selected))
-    tasks = [(number, str(path), str(root / "notebooks" / path.name), plans[number], str(folder), timeout,
-              str(root)) for number, path in selected.items()]
-    with _hermetic_env(work, Path(workspace).resolve() if workspace else None):
+    tasks = [(number, str(path), str(root / "notebooks" / path.name), plans[number], timeout, str(root))
+             for number, path in selected.items()]
+    with _hermetic_env(work, Path(workspace).resolve() if workspace else None), chdir(folder):
         if jobs == 1:
             for position, task in enumerate(tasks, start=1):
                 progress(f"[{position}/{len(tasks)}] chapter {task[0]}: {Path(task[1]).name} ...")
@@ -362,18 +375,11 @@ def build_evidence(out: str | os.PathLike[str], *, notebooks: str | os.PathLike[
             progress(f"Building {len(tasks)} chapter(s) with {jobs} kernels at a time ...")
             done: dict[int, dict[str, Any]] = {}
             by_number = {task[0]: task for task in tasks}
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(run_chapter, *by_number[n]): by_number[n] for n in order}
-                for finished in as_completed(futures):
-                    number = futures[finished][0]
-                    try:
-                        status = finished.result()
-                    except Exception as exc:  # the worker process itself died: the chapter failed
-                        status = {"notebook": Path(futures[finished][1]).name, "status": "failed",
-                                  "error": f"{type(exc).__name__}: {str(exc)[:300]}", "duration_s": 0.0}
-                    done[number] = status
-                    bar = "#" * len(done) + "." * (len(tasks) - len(done))
-                    progress(f"[{bar}] {len(done)}/{len(tasks)} chapter {number}: {_status_line(status)}")
+            for task, status in run_side_by_side([by_number[n] for n in order], jobs,
+                                                 lambda t: run_chapter(*t), _crashed):
+                done[task[0]] = status
+                bar = "#" * len(done) + "." * (len(tasks) - len(done))
+                progress(f"[{bar}] {len(done)}/{len(tasks)} chapter {task[0]}: {_status_line(status)}")
             result.chapters = {str(n): done[n] for n in sorted(done)}
     write_manifest(root, chapters=result.chapters,
                    parameters={"seed": used_seed, "seed_source": seed_source, "learner": learner,

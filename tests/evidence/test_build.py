@@ -138,7 +138,8 @@ def test_timeouts_and_dead_kernels_fail_the_chapter_not_the_build(tmp_path, monk
 
     def fake_execute(input_path, output_path, **kwargs):
         seen.append({k: os.environ.get(k) for k in ("IPYTHONDIR", "MPLCONFIGDIR", "MPLBACKEND")})
-        seen[-1]["cwd"] = kwargs["cwd"]
+        seen[-1]["cwd"] = os.getcwd()  # the kernel starts here (papermill's own cwd= is not used)
+        assert "cwd" not in kwargs
         if input_path.endswith("01_pass.ipynb"):
             raise CellTimeoutError("Cell execution timed out")
         raise DeadKernelError("Kernel died")
@@ -146,9 +147,10 @@ def test_timeouts_and_dead_kernels_fail_the_chapter_not_the_build(tmp_path, monk
     monkeypatch.delenv("MPLBACKEND", raising=False)
     before = os.environ.get("IPYTHONDIR")
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    started_in = os.getcwd()
     result = build_evidence(tmp_path / "out", notebooks=NOTEBOOKS, grade=False,
                             progress=lambda line: None, jobs=1)  # in-process: the fake is seen
-    assert result.failed == [1, 2]
+    assert result.failed == [1, 2] and os.getcwd() == started_in
     assert "CellTimeoutError" in result.chapters["1"]["error"]
     assert "DeadKernelError" in result.chapters["2"]["error"]
     work = (tmp_path / "out" / "work" / "_build").resolve()

@@ -48,3 +48,29 @@ def test_the_order_is_a_permutation_of_the_selection(tmp_path):
     assert sorted(order) == sorted(selected)
     weights = [(n * 7) % 5 for n in order]
     assert weights == sorted(weights, reverse=True)
+
+
+def test_the_notebooks_recorded_durations_come_before_cell_counts(tmp_path):
+    selected = {1: _nb(tmp_path, 1, 3), 2: _nb(tmp_path, 2, 9), 6: _nb(tmp_path, 6, 1)}
+    (tmp_path / "durations.json").write_text(json.dumps({"1": 13.8, "2": 16.3, "6": 26.7}))
+    assert longest_first(selected, tmp_path / "pack") == [6, 2, 1]
+    _manifest(tmp_path / "pack", {1: 30.0, 2: 15.4, 6: 21.4})        # this pack's own build wins
+    assert longest_first(selected, tmp_path / "pack") == [1, 6, 2]
+
+
+def test_partial_or_broken_recorded_durations_fall_back_to_cell_counts(tmp_path):
+    selected = {1: _nb(tmp_path, 1, 3), 2: _nb(tmp_path, 2, 9), 6: _nb(tmp_path, 6, 1)}
+    (tmp_path / "durations.json").write_text(json.dumps({"6": 26.7, "1": "slow"}))
+    assert longest_first(selected, tmp_path / "pack") == [2, 1, 6]
+    (tmp_path / "durations.json").write_text("[1, 2")
+    assert longest_first(selected, tmp_path / "pack") == [2, 1, 6]
+
+
+def test_the_course_notebooks_record_every_chapter():
+    from mlops_kit.evidence import find_chapters
+    from mlops_kit.evidence.runner import default_notebooks_dir
+
+    folder = default_notebooks_dir()
+    recorded = json.loads((folder / "durations.json").read_text())
+    assert sorted(int(n) for n in recorded) == sorted(find_chapters(folder))
+    assert all(isinstance(s, (int, float)) and s > 0 for s in recorded.values())
